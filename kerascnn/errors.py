@@ -1,0 +1,26 @@
+"""Errors that mean "the user asked for something wrong", as opposed to a bug.
+
+The CLI prints these as one `Error: ...` line and exits with status 2; anything else is a
+bug and keeps its traceback. Each subclasses the built-in exception a Python caller would
+expect (``ValueError`` for a bad name or shape, ``FileNotFoundError`` for a missing file).
+"""
+
+
+class KerasCNNError(Exception):
+    """Base class for user-facing errors."""
+
+
+class UnknownNameError(KerasCNNError, ValueError):
+    """A model, dataset or optimiser name that is not registered."""
+
+
+class InvalidArgumentError(KerasCNNError, ValueError):
+    """An argument with a bad value: input too small, unknown option, bad config field."""
+
+
+class MissingFileError(KerasCNNError, FileNotFoundError):
+    """A file or directory the user named does not exist or is not what it should be."""
+
+
+class ExportError(KerasCNNError, RuntimeError):
+    """An export that could not be completed; nothing partial is left behind."""

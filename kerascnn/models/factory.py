@@ -1,0 +1,173 @@
+"""The one door every model is built through (STYLE 1): ``create_model``, ``list_models``,
+``model_info``."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from kerascnn.errors import InvalidArgumentError, MissingFileError
+from kerascnn.models import layers
+from kerascnn.models.spec import MODELS, ModelSpec
+
+# Arguments every builder takes; everything else a builder accepts is a family option.
+SHARED_ARGUMENTS = frozenset(
+    {"input_shape", "num_classes", "include_top", "pooling", "classifier_activation"}
+)
+WEIGHT_SUFFIXES = (".weights.h5", ".keras")
+
+
+def create_model(
+    name: str,
+    *,
+    input_shape: Sequence[int] | None = None,
+    num_classes: int = 1000,
+    include_top: bool = True,
+    pooling: str | None = None,
+    classifier_activation: str | None = "softmax",
+    weights: str | os.PathLike | None = None,
+    **options: Any,
+) -> keras.Model:
+    """Build a registered architecture.
+
+    Args:
+        name: a registered name (see ``list_models()``), e.g. ``"lenet5"``.
+        input_shape: (height, width, channels) of the raw 0-255 pixels the model takes; None
+            for the model's default (the paper's input).
+        num_classes: classifier units.
+        include_top: include the classifier; otherwise the model ends at its last feature map.
+        pooling: with ``include_top=False``: None (4-D feature map), "avg" or "max".
+        classifier_activation: "softmax" (probabilities) or None (logits).
+        weights: None (random initialisation), or a ``.weights.h5``/``.keras`` file whose
+            weights match the built architecture.
+        **options: family options (``variant="modern"`` for LeNet-5, ``shortcut="B"`` for the
+            CIFAR ResNets, ``mean``/``std`` to replace the registered pixel statistics).
+
+    Returns:
+        An uncompiled ``keras.Model``.
+
+    Raises:
+        ValueError: unknown name (listing the closest names), unknown option, input smaller
+            than the model's minimum, or weights that do not fit.
+        FileNotFoundError: ``weights`` names a file that does not exist.
+    """
+    spec = MODELS.get(name)
+    input_shape = _check_input_shape(spec, input_shape)
+    layers.check_head_arguments(num_classes, include_top, pooling)
+    kwargs = {**spec.options, "mean": spec.mean, "std": spec.std}
+    valid = sorted(_family_options(spec))
+    for key, value in options.items():
+        if key not in valid:
+            raise InvalidArgumentError(
+                f"{spec.title} has no option {key!r}; valid options: {', '.join(valid)}"
+            )
+        kwargs[key] = value
+    model = spec.builder(
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        **kwargs,
+    )
+    if weights is not None:
+        load_weights(model, weights)
+    return model
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Registered model names, sorted, optionally filtered by a shell pattern (``"resnet*"``)."""
+    return MODELS.names(pattern)
+
+
+def model_info(name: str) -> dict[str, Any]:
+    """What kerascnn knows about a registered model.
+
+    Returns:
+        A dict with ``name``, ``title``, ``paper``, ``input_shape`` (default), ``min_size``,
+        ``num_classes``, ``parameters`` and ``trainable_parameters`` (at the paper's class
+        count and default input),
+        ``preprocessing`` (``{"mean": ..., "std": ...}`` in raw pixel units), ``options``
+        (the family options and their defaults for this variant) and ``description``.
+    """
+    spec = MODELS.get(name)
+    return {
+        "name": spec.name,
+        "title": spec.title,
+        "paper": spec.paper,
+        "description": spec.description,
+        "input_shape": tuple(spec.input_shape),
+        "min_size": tuple(spec.min_size),
+        "num_classes": spec.num_classes,
+        **_parameter_counts(name),
+        "preprocessing": {"mean": list(spec.mean), "std": list(spec.std)},
+        "options": {
+            **{k: v for k, v in _family_options(spec).items() if k not in ("mean", "std")},
+            **spec.options,
+        },
+    }
+
+
+@functools.cache
+def _parameter_counts(name: str) -> dict[str, int]:
+    spec = MODELS.get(name)
+    model = create_model(name, num_classes=spec.num_classes)
+    trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
+    return {"parameters": model.count_params(), "trainable_parameters": trainable}
+
+
+def _family_options(spec: ModelSpec) -> dict[str, Any]:
+    """The builder's keyword arguments beyond the shared signature, with their defaults."""
+    parameters = inspect.signature(spec.builder).parameters
+    return {
+        key: (None if p.default is inspect.Parameter.empty else p.default)
+        for key, p in parameters.items()
+        if key not in SHARED_ARGUMENTS
+    }
+
+
+def _check_input_shape(spec: ModelSpec, input_shape: Sequence[int] | None) -> tuple[int, ...]:
+    if input_shape is None:
+        return tuple(spec.input_shape)
+    try:
+        shape = tuple(int(d) for d in input_shape)
+        valid = len(shape) == 3 and all(d > 0 for d in shape)
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise InvalidArgumentError(
+            f"input_shape must be (height, width, channels) with positive sizes; "
+            f"received input_shape={input_shape!r}"
+        )
+    min_h, min_w = spec.min_size
+    if shape[0] < min_h or shape[1] < min_w:
+        raise InvalidArgumentError(
+            f"{spec.title} needs inputs of at least {min_h}x{min_w}; "
+            f"received input_shape={shape}"
+        )
+    return shape
+
+
+def load_weights(model: keras.Model, weights: str | os.PathLike) -> None:
+    """Load a ``.weights.h5`` or ``.keras`` file into ``model``, with one-line errors."""
+    path = Path(weights)
+    if not str(path).endswith(WEIGHT_SUFFIXES):
+        raise InvalidArgumentError(
+            f"weights must be None or a path to a .weights.h5 or .keras file; "
+            f"{model.name} has no named weights {str(weights)!r}"
+        )
+    if not path.is_file():
+        raise MissingFileError(f"weights file not found: {path}")
+    try:
+        model.load_weights(path)
+    except Exception as error:  # Keras raises ValueError or KeyError with long messages
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+        raise InvalidArgumentError(
+            f"weights in {path} do not fit {model.name}: {first_line}"
+        ) from error

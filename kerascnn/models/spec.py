@@ -1,0 +1,59 @@
+"""What the registry knows about each model: how to build it and its data defaults (STYLE 5)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from kerascnn.registry import Registry
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered architecture.
+
+    Attributes:
+        name: registry name (``"resnet20"``).
+        title: the name the paper uses (``"ResNet-20"``).
+        builder: family builder, called with the shared keyword-only signature plus ``options``.
+        paper: citation of the paper the network follows.
+        input_shape: default input (height, width, channels), the paper's.
+        min_size: smallest (height, width) the network accepts.
+        num_classes: the paper's class count, used for the reference parameter count.
+        mean, std: per-channel statistics in raw 0-255 pixel units; the model's first layer
+            computes ``(x - mean) / std`` so that it takes raw pixels.
+        options: family options fixed by this variant (variants are data, STYLE 2).
+        description: one line for ``kerascnn models``.
+    """
+
+    name: str
+    title: str
+    builder: Callable[..., Any]
+    paper: str
+    input_shape: tuple[int, int, int]
+    min_size: tuple[int, int]
+    num_classes: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    description: str = ""
+
+
+MODELS: Registry[ModelSpec] = Registry("model")
+
+
+def register_model(name: str, builder: Callable[..., Any], **fields: Any) -> ModelSpec:
+    """Register one variant of a family: ``register_model("resnet20", CifarResNet, depth=...)``.
+
+    Keyword arguments that are ``ModelSpec`` fields fill the spec; the rest become the
+    variant's fixed builder options.
+    """
+    spec_fields = set(ModelSpec.__dataclass_fields__) - {"name", "builder", "options"}
+    spec_kwargs = {k: v for k, v in fields.items() if k in spec_fields}
+    options = {k: v for k, v in fields.items() if k not in spec_fields}
+    spec = ModelSpec(
+        name=name, builder=builder, options=MappingProxyType(options), **spec_kwargs
+    )
+    return MODELS.add(name, spec)
