@@ -1,4 +1,4 @@
-"""One small registry used for models, datasets and optimisers: look up by name, build through one door."""
+"""One small registry for models, datasets, optimisers and losses: look up by name."""
 
 from __future__ import annotations
 

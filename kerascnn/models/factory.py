@@ -25,6 +25,7 @@ WEIGHT_SUFFIXES = (".weights.h5", ".keras")
 
 def create_model(
     name: str,
+    /,
     *,
     input_shape: Sequence[int] | None = None,
     num_classes: int = 1000,
@@ -37,7 +38,8 @@ def create_model(
     """Build a registered architecture.
 
     Args:
-        name: a registered name (see ``list_models()``), e.g. ``"lenet5"``.
+        name: a registered name (see ``list_models()``), e.g. ``"lenet5"``; positional, so
+            the family option ``name=`` can rename the built model.
         input_shape: (height, width, channels) of the raw 0-255 pixels the model takes; None
             for the model's default (the paper's input).
         num_classes: classifier units.
@@ -148,8 +150,7 @@ def _check_input_shape(spec: ModelSpec, input_shape: Sequence[int] | None) -> tu
     min_h, min_w = spec.min_size
     if shape[0] < min_h or shape[1] < min_w:
         raise InvalidArgumentError(
-            f"{spec.title} needs inputs of at least {min_h}x{min_w}; "
-            f"received input_shape={shape}"
+            f"{spec.title} needs inputs of at least {min_h}x{min_w}; received input_shape={shape}"
         )
     return shape
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import keras
@@ -26,9 +27,9 @@ def image_input(
     mean = _per_channel(mean, channels)
     std = _per_channel(std, channels)
     inputs = keras.Input(shape=tuple(input_shape), name="images")
-    x = keras.layers.Normalization(
-        mean=mean, variance=[s * s for s in std], name="preprocessing"
-    )(inputs)
+    x = keras.layers.Normalization(mean=mean, variance=[s * s for s in std], name="preprocessing")(
+        inputs
+    )
     return inputs, x
 
 
@@ -71,7 +72,7 @@ def global_pool(x: keras.KerasTensor, pooling: str | None) -> keras.KerasTensor:
 def check_head_arguments(num_classes: int, include_top: bool, pooling: str | None) -> None:
     if pooling not in POOLINGS:
         raise InvalidArgumentError(f"pooling must be None, 'avg' or 'max'; received {pooling!r}")
-    if include_top and (not isinstance(num_classes, int) or num_classes < 1):
+    if include_top and (not isinstance(num_classes, numbers.Integral) or num_classes < 1):
         raise InvalidArgumentError(
             f"num_classes must be a positive integer; received {num_classes!r}"
         )

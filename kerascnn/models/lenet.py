@@ -155,7 +155,9 @@ class ConnectionTableConv2D(keras.layers.Layer):
             initializer=initializer,
             name="kernel",
         )
-        self.bias = self.add_weight(shape=(len(self.connections),), initializer="zeros", name="bias")
+        self.bias = self.add_weight(
+            shape=(len(self.connections),), initializer="zeros", name="bias"
+        )
 
     def call(self, x):
         placement = ops.convert_to_tensor(self._placement, dtype=self.kernel.dtype)
@@ -310,4 +312,9 @@ register_model(
     mean=(20.0,),
     std=(200.0,),
     description="7 layers, Table I connections, RBF output; variant='modern' for ReLU/max-pool",
+    # Equation (8), the RBF penalty of the correct class, for the paper's network; the modern
+    # variant's Dense output is trained with cross-entropy.
+    loss=lambda options: (
+        "rbf_penalty" if options.get("variant", "paper") == "paper" else "crossentropy"
+    ),
 )

@@ -66,7 +66,9 @@ def CifarResNet(
         InvalidArgumentError: for a depth that is not 6n + 2 or an unknown shortcut type.
     """
     if depth < 8 or (depth - 2) % 6:
-        raise InvalidArgumentError(f"CIFAR ResNet depth must be 6n + 2 (20, 32, ...); received {depth}")
+        raise InvalidArgumentError(
+            f"CIFAR ResNet depth must be 6n + 2 (20, 32, ...); received {depth}"
+        )
     if shortcut not in SHORTCUTS:
         raise InvalidArgumentError(f"shortcut must be 'A' or 'B'; received {shortcut!r}")
     blocks = (depth - 2) // 6

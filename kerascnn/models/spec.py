@@ -26,6 +26,8 @@ class ModelSpec:
             computes ``(x - mean) / std`` so that it takes raw pixels.
         options: family options fixed by this variant (variants are data, STYLE 2).
         description: one line for ``kerascnn models``.
+        loss: the paper's training criterion by name (see ``kerascnn.training.losses``), or
+            a function of the build options returning one, when it depends on a variant.
     """
 
     name: str
@@ -39,6 +41,11 @@ class ModelSpec:
     std: tuple[float, ...]
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     description: str = ""
+    loss: str | Callable[[Mapping[str, Any]], str] = "crossentropy"
+
+    def training_loss(self, options: Mapping[str, Any]) -> str:
+        """The criterion to train this model with, given the options it is built with."""
+        return self.loss(options) if callable(self.loss) else self.loss
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
@@ -53,7 +60,5 @@ def register_model(name: str, builder: Callable[..., Any], **fields: Any) -> Mod
     spec_fields = set(ModelSpec.__dataclass_fields__) - {"name", "builder", "options"}
     spec_kwargs = {k: v for k, v in fields.items() if k in spec_fields}
     options = {k: v for k, v in fields.items() if k not in spec_fields}
-    spec = ModelSpec(
-        name=name, builder=builder, options=MappingProxyType(options), **spec_kwargs
-    )
+    spec = ModelSpec(name=name, builder=builder, options=MappingProxyType(options), **spec_kwargs)
     return MODELS.add(name, spec)

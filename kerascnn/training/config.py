@@ -1,0 +1,170 @@
+"""The training configuration: every field with its default in one place (STYLE 7).
+
+Precedence: defaults < ``--config FILE`` (YAML) < command-line flags. The resolved
+configuration is written to the run directory as ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kerascnn.errors import InvalidArgumentError, MissingFileError
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything ``kerascnn train`` needs; see README.md for each field."""
+
+    model: str = "lenet5"
+    dataset: str = "digits"
+    epochs: int = 30
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    optimizer: str = "adam"
+    # Training criterion; "auto" takes the model's (the paper's) from its registry entry.
+    loss: str = "auto"
+    # (height, width) fed to the model; None means the model's default input size.
+    image_size: tuple[int, int] | None = None
+    seed: int = 0
+    run_name: str | None = None
+    output_dir: str = "runs"
+    export_dir: str = "saved_models"
+    export: bool = True
+    overwrite: bool = False
+    # Family options passed to create_model, e.g. {"variant": "modern"}.
+    model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        positive = {"epochs": self.epochs, "batch_size": self.batch_size}
+        for key, value in positive.items():
+            if value < 1:
+                raise InvalidArgumentError(f"{key} must be at least 1; received {value}")
+        if not self.learning_rate > 0:
+            raise InvalidArgumentError(
+                f"learning_rate must be positive; received {self.learning_rate}"
+            )
+        if self.image_size is not None:
+            size = tuple(self.image_size)
+            if len(size) != 2 or any(s < 1 for s in size):
+                raise InvalidArgumentError(
+                    f"image_size must be two positive integers (height, width); "
+                    f"received {self.image_size!r}"
+                )
+            self.image_size = size
+        if self.run_name is not None and (
+            not self.run_name or "/" in self.run_name or self.run_name in (".", "..")
+        ):
+            raise InvalidArgumentError(
+                f"run_name must be a plain directory name; received {self.run_name!r}"
+            )
+
+    def resolved_run_name(self) -> str:
+        if self.run_name:
+            return self.run_name
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        return f"{self.model}-{self.dataset}-{stamp}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        if self.image_size is not None:
+            data["image_size"] = list(self.image_size)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "configuration") -> TrainConfig:
+        """A config from plain data, checking every key and type; one-line errors."""
+        if not isinstance(data, dict):
+            raise InvalidArgumentError(f"{source} must be a mapping of field: value")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for key, value in data.items():
+            if key not in fields:
+                raise InvalidArgumentError(
+                    f"{source}: unknown field {key!r}; fields: {', '.join(fields)}"
+                )
+            values[key] = _coerce(key, value, hints[key], source)
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> TrainConfig:
+        return cls.from_dict(read_yaml(path), source=str(path))
+
+    def updated(self, **overrides: Any) -> TrainConfig:
+        """A copy with the given fields replaced (flags over file); None means 'not given'."""
+        data = self.to_dict()
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return TrainConfig.from_dict(data, source="command line")
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"config file not found: {path}")
+    try:
+        # safe_load never constructs Python objects from the file.
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise InvalidArgumentError(f"{path} is not valid YAML{where}") from None
+    return {} if data is None else data
+
+
+def write_yaml(path: str | Path, data: Any) -> None:
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
+    """Check ``value`` against the field's type, allowing int for float and list for tuple."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    bad = InvalidArgumentError(f"{source}: {key} must be {_type_name(hint)}; received {value!r}")
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise bad
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise bad
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise bad
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            raise bad
+        return tuple(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise bad
+        return dict(value)
+    raise TypeError(f"unsupported config type {hint}")
+
+
+def _type_name(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        return f"a list of {len(typing.get_args(hint))} integers"
+    if origin is dict:
+        return "a mapping"
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
