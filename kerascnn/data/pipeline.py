@@ -70,3 +70,19 @@ def convert_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
     if have == channels:
         return image
     raise ValueError(f"cannot convert {have}-channel images to {channels} channels")
+
+
+def split_arrays(
+    split: Split, *, image_size: Sequence[int], channels: int, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A split as numpy arrays at the model's size (raw 0-255 float32 pixels, labels)."""
+    if limit is not None:
+        split = Split(split.images[:limit], split.labels[:limit])
+    dataset = build_dataset(
+        split, image_size=image_size, channels=channels, batch_size=256, training=False
+    )
+    images, labels = [], []
+    for batch_images, batch_labels in dataset.as_numpy_iterator():
+        images.append(batch_images)
+        labels.append(batch_labels)
+    return np.concatenate(images), np.concatenate(labels)

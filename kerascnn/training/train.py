@@ -120,6 +120,7 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
         validation_data=pipeline("validation"),
         epochs=config.epochs,
         callbacks=callbacks,
+        shuffle=False,  # the pipeline shuffles
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - started
@@ -157,6 +158,7 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
         "output": "class probabilities (softmax)",
         "model_options": dict(config.model_options),
         "parameters": inference.count_params(),
+        "trainable_parameters": sum(int(np.prod(w.shape)) for w in inference.trainable_weights),
     }
     (run_dir / "metrics.json").write_text(json.dumps(result_metrics, indent=2) + "\n")
     (run_dir / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
@@ -175,3 +177,56 @@ def _fresh(metric):
 
 def _plain(values: dict[str, Any]) -> dict[str, float]:
     return {key: round(float(value), 6) for key, value in values.items()}
+
+
+@dataclass
+class RunOutcome:
+    result: TrainResult
+    export: Any  # kerascnn.export.ExportResult, or None with export disabled
+
+
+def run_training(config: TrainConfig, *, verbose: int | str = "auto") -> RunOutcome:
+    """What ``kerascnn train`` does: check everything a user can get wrong before any work,
+    train and evaluate into ``output_dir/<run-name>``, then export to
+    ``export_dir/<run-name>`` with a parity check on the test split."""
+    from kerascnn.data import split_arrays
+    from kerascnn.export import export_model
+
+    check_config(config)
+    run_name = config.resolved_run_name()
+    destination = Path(config.export_dir) / run_name
+    if config.export and destination.exists() and not config.overwrite:
+        raise InvalidArgumentError(
+            f"export directory {destination} already exists; choose another --run-name "
+            f"or pass --overwrite"
+        )
+    # Build once to reject bad options or sizes before the run directory is created.
+    spec = MODELS.get(config.model)
+    height, width = config.image_size or spec.input_shape[:2]
+    create_model(
+        config.model, input_shape=(height, width, spec.input_shape[-1]), **config.model_options
+    )
+    keras.backend.clear_session()
+    run_dir = prepare_run_dir(Path(config.output_dir) / run_name, config.overwrite)
+    result = train_and_evaluate(config, run_dir, verbose=verbose)
+
+    exported = None
+    if config.export:
+        dataset = load_dataset(config.dataset)
+        images, _ = split_arrays(
+            dataset.test,
+            image_size=result.model.input_shape[1:3],
+            channels=result.model.input_shape[-1],
+        )
+        exported = export_model(
+            result.model,
+            destination,
+            metadata={**result.metadata, "run": str(run_dir), "metrics": _summary(result)},
+            parity_images=images,
+            overwrite=config.overwrite,
+        )
+    return RunOutcome(result=result, export=exported)
+
+
+def _summary(result: TrainResult) -> dict[str, Any]:
+    return {k: v for k, v in result.metrics.items() if k != "history"}

@@ -1,0 +1,299 @@
+"""The command line: parse, resolve the configuration, call the library, print.
+
+``kerascnn-train`` is ``kerascnn train``. A user mistake prints one ``Error: ...`` line and
+exits with status 2; TensorFlow is imported only by the commands that need it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import click  # noqa: E402
+
+from kerascnn.errors import KerasCNNError  # noqa: E402
+from kerascnn.quiet import import_tensorflow_quietly  # noqa: E402
+
+USER_ERROR = 2
+
+
+class OneLineErrors:
+    """Click mixin: usage errors and ``KerasCNNError`` become one ``Error:`` line, exit 2."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        try:
+            result = super().main(args, prog_name=prog_name, standalone_mode=False, **extra)
+        except click.exceptions.Abort:
+            click.echo("Aborted.", err=True)
+            sys.exit(1)
+        except (click.ClickException, KerasCNNError) as error:
+            message = error.format_message() if isinstance(error, click.ClickException) else error
+            message = " ".join(str(message).split())
+            click.echo(f"Error: {message}", err=True)
+            sys.exit(USER_ERROR)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+class Group(OneLineErrors, click.Group):
+    pass
+
+
+class Command(OneLineErrors, click.Command):
+    pass
+
+
+class ImageSize(click.ParamType):
+    """``32`` (square) or ``32x40`` (height x width)."""
+
+    name = "SIZE"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            parts = [int(p) for p in str(value).lower().replace(",", "x").split("x")]
+        except ValueError:
+            parts = []
+        if len(parts) not in (1, 2) or any(p < 1 for p in parts):
+            self.fail(f"expected N or HxW with positive integers, got {value!r}", param, ctx)
+        return (parts[0], parts[-1])
+
+
+def parse_options(values: tuple[str, ...]) -> dict:
+    """``--model-option variant=modern`` -> ``{"variant": "modern"}`` (values parsed as YAML
+    scalars, so numbers and booleans keep their types; nothing is evaluated)."""
+    import yaml
+
+    options = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(
+                f"expected KEY=VALUE, got {item!r}", param_hint="--model-option"
+            )
+        try:
+            options[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            options[key.strip()] = raw
+    return options
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kerascnn")
+def main():
+    """kerascnn: the classic convolutional networks, trained, inspected and exported."""
+    import_tensorflow_quietly()
+
+
+@click.option("--model", help="Registered model name (see `kerascnn models`). [lenet5]")
+@click.option("--dataset", help="Dataset name. [digits]")
+@click.option("--epochs", type=click.IntRange(min=1), help="Training epochs. [30]")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Batch size. [32]")
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), help="[0.001]")
+@click.option("--optimizer", help="sgd (momentum 0.9), adam, adamw, rmsprop or adagrad. [adam]")
+@click.option("--loss", help="crossentropy, rbf_penalty, or auto (the paper's). [auto]")
+@click.option("--image-size", type=ImageSize(), help="Input size N or HxW. [the model's]")
+@click.option("--seed", type=int, help="Random seed. [0]")
+@click.option("--run-name", help="Run directory name. [<model>-<dataset>-<time>]")
+@click.option("--output-dir", type=click.Path(file_okay=False), help="Runs go here. [runs]")
+@click.option(
+    "--export-dir", type=click.Path(file_okay=False), help="Exports go here. [saved_models]"
+)
+@click.option("--export/--no-export", default=None, help="Export after training. [export]")
+@click.option("--overwrite", is_flag=True, default=None, help="Replace an existing run and export.")
+@click.option(
+    "--model-option",
+    "model_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Family option, e.g. variant=modern (repeatable).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="YAML file of training settings; flags override it.",
+)
+def train(config_file, model_options, **flags):
+    """Train a model, evaluate it on held-out data and export it.
+
+    With no arguments: LeNet-5 on the embedded digits dataset. Writes TensorBoard logs,
+    checkpoints, config.yaml and metrics.json under runs/<run-name>/, and model.keras, a
+    SavedModel (1/) and model.tflite under saved_models/<run-name>/.
+    """
+    import_tensorflow_quietly()  # again for `kerascnn-train`, which has no group
+    from kerascnn.training import TrainConfig, run_training
+
+    config = TrainConfig.from_yaml(config_file) if config_file else TrainConfig()
+    overrides = dict(flags)
+    if model_options:
+        overrides["model_options"] = {**config.model_options, **parse_options(model_options)}
+    config = config.updated(**overrides)
+    outcome = run_training(config)
+    print_summary(outcome)
+
+
+def print_summary(outcome) -> None:
+    result, metrics = outcome.result, outcome.result.metrics
+    meta = result.metadata
+
+    def percent(split, key="accuracy"):
+        value = metrics[split].get(key)
+        return "-" if value is None else f"{100 * value:.2f}%"
+
+    rows = [
+        (
+            "model",
+            f"{meta['model_title']} ({meta['model']}), {meta['parameters']:,} parameters "
+            f"({meta['trainable_parameters']:,} trainable)",
+        ),
+        ("dataset", f"{meta['dataset']}, input {'x'.join(map(str, meta['input_shape']))}"),
+    ]
+    for split in ("train", "validation", "test"):
+        top5 = (
+            f"  top-5 {percent(split, 'top5_accuracy')}"
+            if "top5_accuracy" in metrics[split]
+            else ""
+        )
+        loss = f"{metrics['loss_function']} loss {metrics[split]['loss']:.4f}"
+        rows.append((split, f"accuracy {percent(split)}  {loss}{top5}"))
+    rows += [
+        (
+            "time",
+            f"{metrics['train_seconds']:.1f} s for {metrics['epochs_completed']} epochs "
+            f"(best {metrics['best_epoch']}), {metrics['train_images_per_second']:,.0f} images/s",
+        ),
+        ("logs", f"{result.run_dir / 'logs'}   (tensorboard --logdir {result.run_dir.parent})"),
+        ("run", f"{result.run_dir}   (model.keras, checkpoints/, metrics.json)"),
+    ]
+    if outcome.export is not None:
+        rows.append(("export", f"{outcome.export.directory}   (model.keras, 1/, model.tflite)"))
+        rows += [(f"parity {k}", parity_line(v)) for k, v in outcome.export.parity.items()]
+    click.echo("")
+    for key, value in rows:
+        click.echo(f"  {key:<20} {value}")
+
+
+def parity_line(parity: dict) -> str:
+    return (
+        f"max |p - p_keras| {parity['max_abs_diff']:.1e}, top-1 agreement "
+        f"{100 * parity['top1_agreement']:.1f}% on {parity['images']} test images"
+    )
+
+
+@main.command(cls=Command)
+@click.argument("pattern", required=False)
+def models(pattern):
+    """List the registered models (optionally those matching a shell PATTERN)."""
+    from kerascnn import list_models, model_info
+
+    names = list_models(pattern)
+    if not names:
+        raise click.BadParameter(f"no model matches {pattern!r}", param_hint="PATTERN")
+    rows = [("name", "parameters", "input", "paper")]
+    for name in names:
+        info = model_info(name)
+        rows.append(
+            (
+                name,
+                f"{info['parameters']:,}",
+                "x".join(map(str, info["input_shape"])),
+                info["paper"],
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}")
+
+
+@main.command(cls=Command)
+@click.argument("source", metavar="RUN_DIR_OR_ARTIFACT", type=click.Path())
+@click.option("--dataset", help="Dataset to evaluate on. [the run's, else digits]")
+@click.option(
+    "--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+def evaluate(source, dataset, split, as_json):
+    """Evaluate a run directory, .keras, SavedModel or .tflite file on a dataset split."""
+    from kerascnn.artifacts import evaluate_artifact, load_artifact
+    from kerascnn.data import load_dataset, split_arrays
+
+    artifact = load_artifact(source)
+    data = load_dataset(dataset or artifact.metadata.get("dataset") or "digits")
+    height, width, channels = artifact.input_shape
+    images, labels = split_arrays(data.split(split), image_size=(height, width), channels=channels)
+    metrics = evaluate_artifact(artifact, images, labels)
+    metrics = {
+        "artifact": str(artifact.path),
+        "kind": artifact.kind,
+        "dataset": data.name,
+        "split": split,
+        **metrics,
+    }
+    if as_json:
+        click.echo(json.dumps(metrics, indent=2))
+        return
+    top5 = f"  top-5 {100 * metrics['top5_accuracy']:.2f}%" if "top5_accuracy" in metrics else ""
+    click.echo(
+        f"{artifact.path} ({artifact.kind}) on {data.name}/{split}, {metrics['images']} images: "
+        f"accuracy {100 * metrics['accuracy']:.2f}%{top5}  loss {metrics['loss']:.4f}"
+    )
+
+
+@main.command(cls=Command)
+@click.argument("source", metavar="RUN_DIR_OR_MODEL", type=click.Path())
+@click.option(
+    "--export-dir", type=click.Path(file_okay=False), default="saved_models", show_default=True
+)
+@click.option("--name", help="Export name. [the run directory's name or the file's stem]")
+@click.option("--dataset", help="Dataset whose test split checks parity. [the run's]")
+@click.option("--overwrite", is_flag=True, help="Replace an existing export.")
+def export(source, export_dir, name, dataset, overwrite):
+    """Export a run directory or .keras file as model.keras, SavedModel and TFLite."""
+    from kerascnn.export import export_trained
+
+    result = export_trained(source, export_dir, name=name, dataset=dataset, overwrite=overwrite)
+    click.echo(f"exported to {result.directory}   (model.keras, 1/, model.tflite, metadata.json)")
+    for kind, parity in result.parity.items():
+        click.echo(f"  parity {kind:<12} {parity_line(parity)}")
+
+
+@main.command(cls=Command)
+@click.argument("artifact", type=click.Path())
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
+def predict(artifact, images, top_k, as_json):
+    """Classify IMAGES (JPEG, PNG, BMP, GIF) with a .keras, SavedModel or .tflite ARTIFACT
+    (or a run or export directory)."""
+    from kerascnn.artifacts import load_artifact, read_images
+    from kerascnn.artifacts import top_k as rank
+
+    loaded = load_artifact(artifact)
+    pixels = read_images(images, loaded.input_shape)
+    ranked = rank(loaded.predict(pixels), loaded.class_names, top_k)
+    if as_json:
+        payload = [{"image": str(p), "top_k": r} for p, r in zip(images, ranked, strict=True)]
+        click.echo(json.dumps(payload, indent=2))
+        return
+    for path, predictions in zip(images, ranked, strict=True):
+        click.echo(f"{path}:")
+        for p in predictions:
+            click.echo(f"  {p['class']:<16} {p['probability']:.4f}")
+
+
+train = main.command(cls=Command)(train)
+# `kerascnn-train` is the same command on its own.
+train_main = Command(
+    name="kerascnn-train",
+    params=train.params,
+    callback=train.callback,
+    help=train.help,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+if __name__ == "__main__":
+    main()
