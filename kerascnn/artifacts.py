@@ -85,9 +85,6 @@ def load_artifact(path: str | Path) -> Artifact:
 def _load_keras(path: Path) -> Artifact:
     import keras
 
-    import kerascnn.models  # noqa: F401  (registers the custom layers)
-    import kerascnn.training.losses  # noqa: F401  (registers the training criteria)
-
     try:
         # safe_mode refuses to deserialise Python lambdas from the file.
         model = keras.saving.load_model(path, compile=False, safe_mode=True)

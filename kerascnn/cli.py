@@ -1,21 +1,17 @@
 """The command line: parse, resolve the configuration, call the library, print.
 
 ``kerascnn-train`` is ``kerascnn train``. A user mistake prints one ``Error: ...`` line and
-exits with status 2; TensorFlow is imported only by the commands that need it.
+exits with status 2. TensorFlow's start-up chatter is kept off the terminal (kerascnn/quiet.py).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import click
 
-import click  # noqa: E402
-
-from kerascnn.errors import KerasCNNError  # noqa: E402
-from kerascnn.quiet import import_tensorflow_quietly  # noqa: E402
+from kerascnn.errors import KerasCNNError
 
 USER_ERROR = 2
 
@@ -85,7 +81,6 @@ def parse_options(values: tuple[str, ...]) -> dict:
 @click.version_option(package_name="kerascnn")
 def main():
     """kerascnn: the classic convolutional networks, trained, inspected and exported."""
-    import_tensorflow_quietly()
 
 
 @click.option("--model", help="Registered model name (see `kerascnn models`). [lenet5]")
@@ -124,7 +119,6 @@ def train(config_file, model_options, **flags):
     checkpoints, config.yaml and metrics.json under runs/<run-name>/, and model.keras, a
     SavedModel (1/) and model.tflite under saved_models/<run-name>/.
     """
-    import_tensorflow_quietly()  # again for `kerascnn-train`, which has no group
     from kerascnn.training import TrainConfig, run_training
 
     config = TrainConfig.from_yaml(config_file) if config_file else TrainConfig()

@@ -33,7 +33,9 @@ def native_stderr_captured():
 
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow and Keras with their start-up lines captured; if the import fails,
-    the captured lines are shown before the error propagates."""
+    the captured lines are shown before the error propagates. TensorFlow's C++ INFO and
+    WARNING lines stay off too unless ``TF_CPP_MIN_LOG_LEVEL`` is set already."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with native_stderr_captured() as captured:
         try:
             import keras  # noqa: F401

@@ -1,0 +1,360 @@
+"""The command line end to end: `kerascnn-train` as a user runs it, then every subcommand on
+what it wrote, and the one-line errors of part 9 of the foundation issue."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import yaml
+from click.testing import CliRunner
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from kerascnn.cli import main, train_main
+from kerascnn.data import load_dataset, split_arrays
+
+RUN = "e2e"
+EPOCHS = 2
+
+
+def run_cli(*args, cwd):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run(
+        [*args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A real `kerascnn-train --epochs 2` run through the installed console script, with the
+    default output and export directories relative to the working directory."""
+    cwd = tmp_path_factory.mktemp("cli")
+    done = run_cli("kerascnn-train", "--epochs", str(EPOCHS), "--run-name", RUN, cwd=cwd)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (cwd / "stdout.txt").write_text(done.stdout)
+    return cwd
+
+
+@pytest.fixture(scope="module")
+def digit_png(workdir):
+    """A test-split digit written as an 8x8 grayscale PNG, and its label."""
+    test = load_dataset("digits").test
+    path = workdir / "digit.png"
+    tf.io.write_file(str(path), tf.io.encode_png(test.images[0]))
+    return path, int(test.labels[0])
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    images, labels = split_arrays(load_dataset("digits").test, image_size=(32, 32), channels=1)
+    return images, labels
+
+
+def invoke(command, args):
+    return CliRunner().invoke(command, args, catch_exceptions=False)
+
+
+@pytest.mark.slow
+def test_summary_table_names_the_results_and_locations(workdir):
+    stdout = (workdir / "stdout.txt").read_text()
+    for row in ("model", "test", "time", "images/s", "logs", "export", "parity tflite"):
+        assert row in stdout
+    assert f"runs/{RUN}" in stdout and f"saved_models/{RUN}" in stdout
+
+
+@pytest.mark.slow
+def test_run_directory_holds_metrics_config_and_checkpoints(workdir):
+    run = workdir / "runs" / RUN
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs_completed"] == EPOCHS
+    for split in ("train", "validation", "test"):
+        assert 0.0 <= metrics[split]["accuracy"] <= 1.0
+        assert np.isfinite(metrics[split]["loss"])
+        assert "top5_accuracy" in metrics[split]  # digits has 10 classes
+    assert metrics["train_seconds"] > 0
+    # 1,259 training images (70% of 1,797, stratified) per epoch.
+    images = len(load_dataset("digits").train) * EPOCHS
+    assert metrics["train_images_per_second"] == pytest.approx(
+        images / metrics["train_seconds"], rel=0.01
+    )
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["model"] == "lenet5" and config["dataset"] == "digits"
+    assert config["epochs"] == EPOCHS and config["run_name"] == RUN
+    assert (run / "checkpoints" / "last.keras").is_file()
+    assert (run / "checkpoints" / "best.keras").is_file()
+    assert (run / "model.keras").is_file()
+    assert not list(run.rglob(".*partial*"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "subdir, tags",
+    [
+        ("train", {"epoch_loss", "epoch_accuracy", "epoch_top5_accuracy", "epoch_learning_rate"}),
+        ("validation", {"epoch_loss", "epoch_accuracy", "epoch_top5_accuracy"}),
+    ],
+)
+def test_tensorboard_logs_have_one_scalar_per_epoch(workdir, subdir, tags):
+    accumulator = EventAccumulator(
+        str(workdir / "runs" / RUN / "logs" / subdir), size_guidance={"tensors": 0}
+    )
+    accumulator.Reload()
+    found = set(accumulator.Tags()["tensors"])
+    assert tags <= found
+    for tag in tags:
+        assert [event.step for event in accumulator.Tensors(tag)] == list(range(EPOCHS))
+
+
+@pytest.mark.slow
+def test_export_has_serving_layout_and_metadata(workdir):
+    export = workdir / "saved_models" / RUN
+    assert (export / "1" / "saved_model.pb").is_file()
+    assert (export / "1" / "variables").is_dir()
+    assert (export / "model.keras").is_file() and (export / "model.tflite").is_file()
+    metadata = json.loads((export / "metadata.json").read_text())
+    assert metadata["model"] == "lenet5"
+    assert metadata["class_names"] == [str(d) for d in range(10)]
+    assert metadata["input_shape"] == [32, 32, 1]
+    assert metadata["preprocessing"]["mean"] == [20.0]
+    for artifact in ("saved_model", "tflite"):
+        assert metadata["parity"][artifact]["max_abs_diff"] < 1e-4
+        assert metadata["parity"][artifact]["top1_agreement"] == 1.0
+    run_metrics = json.loads((workdir / "runs" / RUN / "metrics.json").read_text())
+    assert metadata["metrics"]["test"] == run_metrics["test"]
+
+
+STANDALONE = {
+    # Neither script imports kerascnn: the artifacts must run with nothing of ours installed.
+    "tflite": """
+        import sys, numpy as np
+        from ai_edge_litert.interpreter import Interpreter
+        runner = Interpreter(model_path=sys.argv[1]).get_signature_runner("serving_default")
+        images = np.load(sys.argv[2])
+        np.save(sys.argv[3], runner(images=images)["probabilities"])
+    """,
+    "saved_model": """
+        import sys, numpy as np, tensorflow as tf
+        serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+        images = np.load(sys.argv[2])
+        np.save(sys.argv[3], serve(images=tf.constant(images))["probabilities"].numpy())
+    """,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind, artifact", [("tflite", "model.tflite"), ("saved_model", "1")])
+def test_artifact_outside_kerascnn_matches_keras_model(workdir, test_images, kind, artifact):
+    import keras
+
+    export = workdir / "saved_models" / RUN
+    images = test_images[0]
+    np.save(workdir / f"{kind}_in.npy", images)
+    script = workdir / f"{kind}.py"
+    script.write_text(textwrap.dedent(STANDALONE[kind]))
+    done = run_cli(
+        sys.executable,
+        str(script),
+        str(export / artifact),
+        str(workdir / f"{kind}_in.npy"),
+        str(workdir / f"{kind}_out.npy"),
+        cwd=workdir,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "kerascnn" not in done.stderr
+    probabilities = np.load(workdir / f"{kind}_out.npy")
+    expected = keras.saving.load_model(export / "model.keras").predict(images, verbose=0)
+    assert probabilities.shape == (len(images), 10)
+    assert np.abs(probabilities - expected).max() < 1e-4
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("artifact", ["model.keras", "1", "model.tflite", "."])
+def test_predict_on_every_artifact_kind(workdir, digit_png, artifact):
+    path, label = digit_png
+    target = workdir / "saved_models" / RUN / artifact
+    result = invoke(main, ["predict", str(target), str(path), "--top-k", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    (prediction,) = json.loads(result.stdout)
+    ranked = prediction["top_k"]
+    assert len(ranked) == 3
+    assert [r["probability"] for r in ranked] == sorted(
+        (r["probability"] for r in ranked), reverse=True
+    )
+    assert {r["class"] for r in ranked} <= {str(d) for d in range(10)}
+    assert prediction["image"] == str(path)
+
+
+@pytest.mark.slow
+def test_predict_agrees_across_artifacts_and_prints_names(workdir, digit_png):
+    path, _ = digit_png
+    export = workdir / "saved_models" / RUN
+    outputs = []
+    for artifact in ("model.keras", "1", "model.tflite"):
+        result = invoke(main, ["predict", str(export / artifact), str(path), "--json"])
+        outputs.append(
+            {r["class"]: r["probability"] for r in json.loads(result.stdout)[0]["top_k"]}
+        )
+    for other in outputs[1:]:
+        assert other.keys() == outputs[0].keys()
+        for name in other:
+            assert other[name] == pytest.approx(outputs[0][name], abs=1e-4)
+    text = invoke(main, ["predict", str(export / "model.tflite"), str(path)]).stdout
+    top = max(outputs[0], key=outputs[0].get)
+    assert text.splitlines()[0] == f"{path}:"
+    assert text.splitlines()[1].split()[0] == top
+
+
+@pytest.mark.slow
+def test_evaluate_reproduces_the_runs_test_accuracy(workdir):
+    metrics = json.loads((workdir / "runs" / RUN / "metrics.json").read_text())
+    for source in (workdir / "runs" / RUN, workdir / "saved_models" / RUN / "model.tflite"):
+        result = invoke(main, ["evaluate", str(source), "--json"])
+        assert result.exit_code == 0, result.output
+        evaluated = json.loads(result.stdout)
+        assert evaluated["dataset"] == "digits" and evaluated["split"] == "test"
+        assert evaluated["images"] == len(load_dataset("digits").test)
+        assert evaluated["accuracy"] == pytest.approx(metrics["test"]["accuracy"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_export_command_and_its_overwrite_guard(workdir):
+    run = str(workdir / "runs" / RUN)
+    out = str(workdir / "exports")
+    first = invoke(main, ["export", run, "--export-dir", out, "--name", "again"])
+    assert first.exit_code == 0, first.output
+    assert "parity tflite" in first.stdout
+    assert (workdir / "exports" / "again" / "1" / "saved_model.pb").is_file()
+    before = (workdir / "exports" / "again" / "model.tflite").stat().st_mtime_ns
+    second = invoke(main, ["export", run, "--export-dir", out, "--name", "again"])
+    assert second.exit_code == 2
+    assert second.stderr.startswith("Error:") and "--overwrite" in second.stderr
+    assert (workdir / "exports" / "again" / "model.tflite").stat().st_mtime_ns == before
+    third = invoke(main, ["export", run, "--export-dir", out, "--name", "again", "--overwrite"])
+    assert third.exit_code == 0, third.output
+    assert not list((workdir / "exports").glob(".*"))
+
+
+@pytest.mark.slow
+def test_config_file_with_flags_overriding(tmp_path):
+    config = tmp_path / "train.yaml"
+    config.write_text("epochs: 5\nbatch_size: 64\nmodel_options: {variant: modern}\n")
+    args = ["--config", str(config), "--epochs", "1", "--run-name", "cfg", "--no-export"]
+    args += ["--output-dir", str(tmp_path / "runs")]
+    result = invoke(train_main, args)
+    assert result.exit_code == 0, result.output
+    resolved = yaml.safe_load((tmp_path / "runs" / "cfg" / "config.yaml").read_text())
+    assert resolved["epochs"] == 1  # the flag wins
+    assert resolved["batch_size"] == 64  # the file fills what flags leave
+    assert resolved["model_options"] == {"variant": "modern"}
+    metrics = json.loads((tmp_path / "runs" / "cfg" / "metrics.json").read_text())
+    assert metrics["epochs_completed"] == 1 and metrics["loss_function"] == "crossentropy"
+    assert not (tmp_path / "saved_models").exists()
+    # The same run name again needs --overwrite, and with it starts afresh.
+    again = invoke(train_main, args)
+    assert again.exit_code == 2 and "--overwrite" in again.stderr
+    assert invoke(train_main, [*args, "--overwrite"]).exit_code == 0
+
+
+def test_models_lists_every_registered_model_with_its_parameters():
+    import kerascnn
+
+    result = invoke(main, ["models"])
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["name", "parameters", "input"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert sorted(rows) == kerascnn.list_models()
+    for name, row in rows.items():
+        info = kerascnn.model_info(name)
+        assert row[1] == f"{info['parameters']:,}"
+        assert row[2] == "x".join(map(str, info["input_shape"]))
+
+
+def bad_config(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("epochs: ten\n")
+    return ["--config", str(path)]
+
+
+ERROR_CASES = {
+    "unknown model": (["--model", "resnet21"], "closest: resnet20"),
+    "unknown dataset": (["--dataset", "digit"], "unknown dataset 'digit'"),
+    "unknown optimizer": (["--optimizer", "adamm"], "closest: adam"),
+    "bad option value": (["--epochs", "0"], "--epochs"),
+    "bad image size": (["--image-size", "big"], "--image-size"),
+    "unknown model option": (["--model-option", "depth=20"], "valid options"),
+    "bad model option value": (["--model-option", "variant=paperish"], "variant must be"),
+    "input too small": (["--image-size", "16"], "at least 32x32; received input_shape=(16, 16, 1)"),
+    "missing config": (["--config", "nowhere.yaml"], "not found"),
+    "unknown flag": (["--epoch", "3"], "No such option"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERROR_CASES))
+def test_training_mistakes_print_one_error_line_and_exit_2(tmp_path, case):
+    args, expected = ERROR_CASES[case]
+    args = [*args, "--output-dir", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "sm")]
+    result = CliRunner().invoke(train_main, args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("Error: ") and expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "sm").exists()
+
+
+def test_bad_config_field_type_is_a_one_line_error(tmp_path):
+    result = CliRunner().invoke(train_main, bad_config(tmp_path))
+    assert result.exit_code == 2
+    assert (
+        result.stderr.strip()
+        == f"Error: {tmp_path / 'bad.yaml'}: epochs must be an integer; received 'ten'"
+    )
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["predict", "missing.keras", "x.png"], "no such file or directory: missing.keras"),
+        (["evaluate", "missing_run"], "no such file or directory"),
+        (["export", "missing_run"], "no such file or directory"),
+        (["models", "vgg*"], "no model matches"),
+        (["evaluate", "."], "not a kerascnn artifact"),
+    ],
+)
+def test_subcommand_mistakes_print_one_error_line_and_exit_2(tmp_path, args, expected):
+    with CliRunner().isolated_filesystem(temp_dir=tmp_path):
+        result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("Error: ") and expected in result.stderr
+
+
+@pytest.mark.slow
+def test_predict_rejects_missing_and_undecodable_images(workdir, tmp_path):
+    artifact = str(workdir / "saved_models" / RUN / "model.tflite")
+    (tmp_path / "notes.png").write_text("not an image")
+    for image, expected in (
+        (tmp_path / "nope.png", "image not found"),
+        (tmp_path / "notes.png", "cannot decode"),
+    ):
+        result = CliRunner().invoke(main, ["predict", artifact, str(image)])
+        assert result.exit_code == 2
+        assert result.stderr.startswith("Error: ") and expected in result.stderr
+
+
+@pytest.mark.slow
+def test_default_run_reaches_97_percent(tmp_path):
+    """The issue's promise for `kerascnn-train` with no arguments (the time limit is measured
+    and reported in benchmarks, not asserted here)."""
+    done = run_cli("kerascnn-train", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (run,) = (tmp_path / "runs").iterdir()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["epochs_completed"] == 30
+    assert metrics["test"]["accuracy"] >= 0.97
+    assert (tmp_path / "saved_models" / run.name / "model.tflite").is_file()
