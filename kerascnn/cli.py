@@ -157,7 +157,7 @@ def print_summary(outcome) -> None:
     rows += [
         (
             "time",
-            f"{metrics['train_seconds']:.1f} s for {metrics['epochs_completed']} epochs "
+            f"{metrics['train_seconds']:.1f} s for {plural(metrics['epochs_completed'], 'epoch')} "
             f"(best {metrics['best_epoch']}), {metrics['train_images_per_second']:,.0f} images/s",
         ),
         ("logs", f"{result.run_dir / 'logs'}   (tensorboard --logdir {result.run_dir.parent})"),
@@ -169,6 +169,10 @@ def print_summary(outcome) -> None:
     click.echo("")
     for key, value in rows:
         click.echo(f"  {key:<20} {value}")
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def parity_line(parity: dict) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import keras
@@ -30,4 +32,6 @@ def export_saved_model(model: keras.Model, directory: str | Path) -> None:
             tf.TensorSpec([None, height, width, channels], tf.float32, name=INPUT_NAME)
         ],
     )
-    archive.write_out(str(directory), verbose=False)
+    # write_out announces itself on stdout (its `verbose` argument is Keras 3.5+ only).
+    with contextlib.redirect_stdout(io.StringIO()):
+        archive.write_out(str(directory))
