@@ -214,13 +214,19 @@ def evaluate_artifact(artifact: Artifact, images: np.ndarray, labels: np.ndarray
     if probabilities.shape[-1] != artifact.num_classes:
         raise InvalidArgumentError("the artifact's outputs do not match its class names")
     labels = np.asarray(labels, dtype="int64")
-    if labels.max(initial=0) >= probabilities.shape[-1]:
+    classes = probabilities.shape[-1]
+    if labels.min(initial=0) < 0 or labels.max(initial=0) >= classes:
         raise InvalidArgumentError(
-            f"the dataset has labels up to {labels.max()} but the model has "
-            f"{probabilities.shape[-1]} classes"
+            f"the dataset has labels from {labels.min()} to {labels.max()} but the model has "
+            f"{classes} classes"
         )
     picked = probabilities[np.arange(len(labels)), labels]
-    ranks = (probabilities > picked[:, None]).sum(-1)
+    # The label's rank, ties going to the lower index as argmax does; a non-finite output
+    # never counts as correct.
+    ranks = (probabilities > picked[:, None]).sum(-1) + (
+        (probabilities == picked[:, None]) & (np.arange(classes) < labels[:, None])
+    ).sum(-1)
+    ranks[~np.isfinite(picked)] = classes
     metrics = {
         "images": int(len(labels)),
         "loss": float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0)))),
