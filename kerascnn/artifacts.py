@@ -4,6 +4,7 @@ export directory. Every kind takes raw pixels and returns class probabilities.""
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,8 @@ def load_artifact(path: str | Path) -> Artifact:
 def _load_keras(path: Path) -> Artifact:
     import keras
 
+    if not zipfile.is_zipfile(path):
+        raise InvalidArgumentError(f"cannot load {path}: not a .keras (zip) archive")
     try:
         # safe_mode refuses to deserialise Python lambdas from the file.
         model = keras.saving.load_model(path, compile=False, safe_mode=True)

@@ -14,6 +14,8 @@ import click
 from kerascnn.errors import KerasCNNError
 
 USER_ERROR = 2
+# Raised for a group invoked without a command (click 8.2+).
+NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 
 
 class OneLineErrors:
@@ -25,6 +27,9 @@ class OneLineErrors:
         except click.exceptions.Abort:
             click.echo("Aborted.", err=True)
             sys.exit(1)
+        except NO_ARGS_IS_HELP as error:  # `kerascnn` alone: show the help, as click would
+            click.echo(error.ctx.get_help())
+            sys.exit(0)
         except (click.ClickException, KerasCNNError) as error:
             message = error.format_message() if isinstance(error, click.ClickException) else error
             message = " ".join(str(message).split())

@@ -274,6 +274,14 @@ def test_models_lists_every_registered_model_with_its_parameters():
         assert row[2] == "x".join(map(str, info["input_shape"]))
 
 
+def test_kerascnn_alone_shows_help_listing_the_commands():
+    result = CliRunner().invoke(main, [])
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Usage: ")
+    for command in ("train", "models", "evaluate", "export", "predict"):
+        assert f"  {command} " in result.stdout
+
+
 def bad_config(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("epochs: ten\n")
