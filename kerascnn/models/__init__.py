@@ -1,7 +1,21 @@
 """Architectures. Importing this package registers every family."""
 
-from kerascnn.models import lenet, resnet  # noqa: F401  (registers the models)
+from kerascnn.models import (  # noqa: F401  (registers the models)
+    alexnet,
+    densenet,
+    fractalnet,
+    googlenet,
+    highway,
+    inception,
+    lenet,
+    mobilenet,
+    nin,
+    resnet,
+    resnet_cifar,
+    squeezenet,
+    vgg,
+)
 from kerascnn.models.factory import create_model, list_models, model_info
-from kerascnn.models.spec import MODELS, ModelSpec
+from kerascnn.models.spec import MODELS, KerasApplication, ModelSpec
 
-__all__ = ["MODELS", "ModelSpec", "create_model", "list_models", "model_info"]
+__all__ = ["MODELS", "KerasApplication", "ModelSpec", "create_model", "list_models", "model_info"]

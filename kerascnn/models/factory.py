@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import functools
 import inspect
 import os
 from collections.abc import Sequence
@@ -13,7 +12,7 @@ from typing import Any
 import keras
 
 from kerascnn.errors import InvalidArgumentError, MissingFileError
-from kerascnn.models import layers
+from kerascnn.models import complexity, layers, pretrained
 from kerascnn.models.spec import MODELS, ModelSpec
 
 # Arguments every builder takes; everything else a builder accepts is a family option.
@@ -46,8 +45,11 @@ def create_model(
         include_top: include the classifier; otherwise the model ends at its last feature map.
         pooling: with ``include_top=False``: None (4-D feature map), "avg" or "max".
         classifier_activation: "softmax" (probabilities) or None (logits).
-        weights: None (random initialisation), or a ``.weights.h5``/``.keras`` file whose
-            weights match the built architecture.
+        weights: None (random initialisation); ``"imagenet"`` for the published ImageNet
+            weights of the keras.applications model of the same name (models with a
+            ``keras_application`` in their spec; downloaded once into Keras's cache); or a
+            ``.weights.h5``/``.keras`` file saved from this architecture or from that
+            keras.applications model.
         **options: family options (``variant="modern"`` for LeNet-5, ``shortcut="B"`` for the
             CIFAR ResNets, ``mean``/``std`` to replace the registered pixel statistics).
 
@@ -79,7 +81,15 @@ def create_model(
         **kwargs,
     )
     if weights is not None:
-        load_weights(model, weights)
+        _load_weights(
+            spec,
+            model,
+            weights,
+            input_shape=input_shape,
+            num_classes=num_classes,
+            include_top=include_top,
+            options=kwargs,
+        )
     return model
 
 
@@ -93,8 +103,10 @@ def model_info(name: str) -> dict[str, Any]:
 
     Returns:
         A dict with ``name``, ``title``, ``paper``, ``input_shape`` (default), ``min_size``,
-        ``num_classes``, ``parameters`` and ``trainable_parameters`` (at the paper's class
-        count and default input),
+        ``num_classes``, ``parameters``, ``trainable_parameters`` and
+        ``multiply_accumulates`` (of one image, computed from the layers; at the paper's
+        class count and default input, without auxiliary heads), ``auxiliary_loss_weights``,
+        ``keras_application`` (its name, or None),
         ``preprocessing`` (``{"mean": ..., "std": ...}`` in raw pixel units), ``options``
         (the family options and their defaults for this variant) and ``description``.
     """
@@ -107,21 +119,15 @@ def model_info(name: str) -> dict[str, Any]:
         "input_shape": tuple(spec.input_shape),
         "min_size": tuple(spec.min_size),
         "num_classes": spec.num_classes,
-        **_parameter_counts(name),
+        **complexity.figures(name),
         "preprocessing": {"mean": list(spec.mean), "std": list(spec.std)},
+        "auxiliary_loss_weights": list(spec.auxiliary_loss_weights),
+        "keras_application": spec.keras_application and spec.keras_application.name,
         "options": {
             **{k: v for k, v in _family_options(spec).items() if k not in ("mean", "std")},
             **spec.options,
         },
     }
-
-
-@functools.cache
-def _parameter_counts(name: str) -> dict[str, int]:
-    spec = MODELS.get(name)
-    model = create_model(name, num_classes=spec.num_classes)
-    trainable = sum(int(w.numpy().size) for w in model.trainable_weights)
-    return {"parameters": model.count_params(), "trainable_parameters": trainable}
 
 
 def _family_options(spec: ModelSpec) -> dict[str, Any]:
@@ -153,6 +159,38 @@ def _check_input_shape(spec: ModelSpec, input_shape: Sequence[int] | None) -> tu
             f"{spec.title} needs inputs of at least {min_h}x{min_w}; received input_shape={shape}"
         )
     return shape
+
+
+def _load_weights(
+    spec: ModelSpec,
+    model: keras.Model,
+    weights: str | os.PathLike,
+    **application_arguments: Any,
+) -> None:
+    application = spec.keras_application
+    if weights == "imagenet":
+        if application is None:
+            raise InvalidArgumentError(
+                f"{spec.title} has no published ImageNet weights; weights must be None or a "
+                f"path to a .weights.h5 or .keras file"
+            )
+        source = pretrained.keras_application_model(spec, weights, **application_arguments)
+        pretrained.transfer_weights(source, model, bgr=application.bgr)
+        return
+    path = Path(weights)
+    if application is not None and path.is_file() and not pretrained.saved_by_kerascnn(path):
+        # Saved from the keras.applications model (a Keras 3 file, or Keras's own .h5
+        # downloads): Keras's preprocessing, BGR included, is part of those weights' contract.
+        source = pretrained.keras_application_model(spec, path, **application_arguments)
+        pretrained.transfer_weights(source, model, bgr=application.bgr)
+        return
+    target = model
+    if len(model.outputs) > 1 and path.is_file():
+        # An inference model's weights (no auxiliary heads) into a network built with them.
+        inference = layers.main_head(model)
+        if pretrained.stored_variable_count(path) == len(inference.weights):
+            target = inference
+    load_weights(target, path)
 
 
 def load_weights(model: keras.Model, weights: str | os.PathLike) -> None:

@@ -44,20 +44,75 @@ def classifier(
     x: keras.KerasTensor,
     num_classes: int,
     classifier_activation: str | None,
+    *,
+    name: str = "predictions",
     **dense_kwargs,
 ) -> keras.KerasTensor:
-    """The final ``predictions`` Dense layer and its activation, kept in float32 so a
-    softmax stays exact under mixed precision."""
-    x = keras.layers.Dense(num_classes, name="predictions", **dense_kwargs)(x)
-    return activation_output(x, classifier_activation)
+    """The final Dense layer (``predictions``; ``aux1_predictions`` for an auxiliary head)
+    and its activation, kept in float32 so a softmax stays exact under mixed precision."""
+    x = keras.layers.Dense(num_classes, name=name, **dense_kwargs)(x)
+    activation_name = "classifier_activation" if name == "predictions" else f"{name}_activation"
+    return activation_output(x, classifier_activation, name=activation_name)
 
 
-def activation_output(x: keras.KerasTensor, classifier_activation: str | None) -> keras.KerasTensor:
+def activation_output(
+    x: keras.KerasTensor, classifier_activation: str | None, name: str = "classifier_activation"
+) -> keras.KerasTensor:
     if classifier_activation is None:
         return x
-    return keras.layers.Activation(
-        classifier_activation, dtype="float32", name="classifier_activation"
+    return keras.layers.Activation(classifier_activation, dtype="float32", name=name)(x)
+
+
+def main_head(model: keras.Model) -> keras.Model:
+    """The inference model of a network built with auxiliary heads (``aux_logits=True``):
+    the same layers up to the first output only, so the auxiliary classifiers are neither
+    evaluated, saved nor exported. A single-output model is returned as it is."""
+    if len(model.outputs) == 1:
+        return model
+    inputs = model.input if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, model.outputs[0], name=model.name)
+
+
+def l2_decay(weight_decay: float | None) -> keras.regularizers.Regularizer | None:
+    """The papers' weight decay lambda as a Keras regulariser.
+
+    Keras' ``L2(l)`` adds ``l * sum(w^2)`` to the loss; the papers' decay lambda is
+    ``lambda / 2 * sum(w^2)``, whose gradient is ``lambda * w``.
+    """
+    return keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+
+
+def conv_bn(
+    x: keras.KerasTensor,
+    filters: int,
+    kernel_size: int | Sequence[int],
+    *,
+    name: str,
+    strides: int | Sequence[int] = 1,
+    padding: str = "same",
+    activation: str | None = "relu",
+    groups: int = 1,
+    epsilon: float = 1e-3,
+    kernel_initializer: str | keras.initializers.Initializer = "he_normal",
+    kernel_regularizer: keras.regularizers.Regularizer | None = None,
+) -> keras.KerasTensor:
+    """Convolution without bias, batch normalisation, then the activation (if any):
+    layers ``{name}_conv``, ``{name}_bn``, ``{name}_{activation}``."""
+    x = keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        groups=groups,
+        use_bias=False,
+        kernel_initializer=kernel_initializer,
+        kernel_regularizer=kernel_regularizer,
+        name=f"{name}_conv",
     )(x)
+    x = keras.layers.BatchNormalization(epsilon=epsilon, name=f"{name}_bn")(x)
+    if activation is not None:
+        x = keras.layers.Activation(activation, name=f"{name}_{activation}")(x)
+    return x
 
 
 def global_pool(x: keras.KerasTensor, pooling: str | None) -> keras.KerasTensor:
@@ -106,3 +161,90 @@ class ZeroPadShortcut(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "strides": self.strides}
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class LocalResponseNormalization(keras.layers.Layer):
+    """Local response normalisation across channels (Krizhevsky et al. 2012, section 3.3):
+
+    ``b_i = a_i / (k + alpha * sum_j a_j^2) ** beta``, the sum over the ``n`` channels
+    centred on ``i`` (clipped at the edges). The defaults are the paper's k=2, n=5,
+    alpha=1e-4, beta=0.75; alpha multiplies the plain sum, as in the paper and
+    ``tf.nn.local_response_normalization`` (Caffe divides it by ``n``). Written with
+    ``keras.ops``, so it runs on every Keras backend and converts to TFLite.
+    """
+
+    def __init__(
+        self, k: float = 2.0, n: int = 5, alpha: float = 1e-4, beta: float = 0.75, **kwargs
+    ):
+        super().__init__(**kwargs)
+        if int(n) < 1 or int(n) % 2 == 0:
+            raise InvalidArgumentError(f"LRN size n must be a positive odd number; received {n}")
+        self.k, self.n, self.alpha, self.beta = float(k), int(n), float(alpha), float(beta)
+
+    def call(self, x):
+        squared = ops.square(x)
+        radius = self.n // 2
+        channels = x.shape[-1]
+        padded = ops.pad(squared, [[0, 0]] * (len(x.shape) - 1) + [[radius, radius]])
+        window_sum = padded[..., 0:channels]
+        for offset in range(1, self.n):
+            window_sum = window_sum + padded[..., offset : offset + channels]
+        return x / ops.power(self.k + self.alpha * window_sum, self.beta)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "k": self.k,
+            "n": self.n,
+            "alpha": self.alpha,
+            "beta": self.beta,
+        }
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class StochasticDepth(keras.layers.Layer):
+    """Drops a residual branch during training (Huang et al. 2016, "Deep Networks with
+    Stochastic Depth").
+
+    Called on the residual branch's output. In training the branch is kept with probability
+    ``survival_probability`` (one draw per example) and scaled by its inverse, so the
+    expected output is unchanged and inference is the identity: the paper's test-time
+    rescaling by the survival probability folded into training.
+    """
+
+    def __init__(self, survival_probability: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 < float(survival_probability) <= 1.0:
+            raise InvalidArgumentError(
+                f"survival probability must be in (0, 1]; received {survival_probability}"
+            )
+        self.survival_probability = float(survival_probability)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=None):
+        if not training or self.survival_probability == 1.0:
+            return x
+        shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+        keep = keras.random.uniform(shape, seed=self.seed_generator) < self.survival_probability
+        return x * ops.cast(keep, x.dtype) / self.survival_probability
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "survival_probability": self.survival_probability,
+            "seed": self.seed,
+        }
+
+
+def linear_survival(index: int, total: int, final: float = 0.5) -> float:
+    """Huang et al.'s linear decay rule: block ``index`` (0-based) of ``total`` survives with
+    probability ``1 - (index + 1) / total * (1 - final)``, so the last block has ``final``."""
+    return 1.0 - (index + 1) / total * (1.0 - final)

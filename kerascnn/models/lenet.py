@@ -103,6 +103,10 @@ class TrainableSubsampling(keras.layers.Layer):
         window_sum = ops.average_pool(x, p, strides=p, padding="valid") * float(p * p)
         return window_sum * self.coefficient + self.bias
 
+    def multiply_accumulates(self, input_shape, output_shape):
+        """The window sum times the trainable coefficient: one per output value."""
+        return output_shape[1] * output_shape[2] * output_shape[3]
+
     def compute_output_shape(self, input_shape):
         batch, height, width, channels = input_shape
         p = self.pool_size
@@ -164,6 +168,11 @@ class ConnectionTableConv2D(keras.layers.Layer):
         kernel = ops.einsum("hwk,kio->hwio", self.kernel, placement)
         return ops.conv(x, kernel, strides=1, padding="valid") + self.bias
 
+    def multiply_accumulates(self, input_shape, output_shape):
+        """One multiply-accumulate per connected kernel weight and output position."""
+        connected = sum(len(inputs) for inputs in self.connections)
+        return output_shape[1] * output_shape[2] * self.kernel_size**2 * connected
+
     def compute_output_shape(self, input_shape):
         batch, height, width, _ = input_shape
         shrink = self.kernel_size - 1
@@ -212,6 +221,10 @@ class EuclideanRBF(keras.layers.Layer):
             + ops.sum(ops.square(self.codes), axis=-1)
         )
         return -distance
+
+    def multiply_accumulates(self, input_shape, output_shape):
+        """The distance to each code: one (subtract-and-)square-accumulate per code entry."""
+        return input_shape[-1] * self.units
 
     def compute_output_shape(self, input_shape):
         return (*input_shape[:-1], self.units)

@@ -11,6 +11,23 @@ from kerascnn.registry import Registry
 
 
 @dataclass(frozen=True)
+class KerasApplication:
+    """A keras.applications model with the same layers as ours, in the same order.
+
+    Attributes:
+        name: the ``keras.applications`` constructor (``"VGG16"``).
+        bgr: its ImageNet weights expect BGR input (Caffe-converted weights): loading them
+            flips the first convolution's input channels, since our models take RGB.
+        options: our family options passed to the constructor under the same name
+            (``("alpha",)`` for MobileNet).
+    """
+
+    name: str
+    bgr: bool = False
+    options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """A registered architecture.
 
@@ -28,6 +45,11 @@ class ModelSpec:
         description: one line for ``kerascnn models``.
         loss: the paper's training criterion by name (see ``kerascnn.training.losses``), or
             a function of the build options returning one, when it depends on a variant.
+        auxiliary_loss_weights: the weights of the auxiliary classifiers' losses, in the
+            order of the model's extra outputs when built with ``aux_logits=True``
+            (GoogLeNet: (0.3, 0.3)); empty for a network without auxiliary heads.
+        keras_application: the keras.applications model whose weights fit this network
+            (``weights="imagenet"``, or a file saved from that model), if any.
     """
 
     name: str
@@ -42,6 +64,8 @@ class ModelSpec:
     options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     description: str = ""
     loss: str | Callable[[Mapping[str, Any]], str] = "crossentropy"
+    auxiliary_loss_weights: tuple[float, ...] = ()
+    keras_application: KerasApplication | None = None
 
     def training_loss(self, options: Mapping[str, Any]) -> str:
         """The criterion to train this model with, given the options it is built with."""
@@ -51,7 +75,7 @@ class ModelSpec:
 MODELS: Registry[ModelSpec] = Registry("model")
 
 
-def register_model(name: str, builder: Callable[..., Any], **fields: Any) -> ModelSpec:
+def register_model(name: str, builder: Callable[..., Any], /, **fields: Any) -> ModelSpec:
     """Register one variant of a family: ``register_model("resnet20", CifarResNet, depth=...)``.
 
     Keyword arguments that are ``ModelSpec`` fields fill the spec; the rest become the

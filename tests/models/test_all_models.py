@@ -4,6 +4,7 @@ so a newly registered family is tested without writing anything here.
 Models are built at their minimum size (with the default channel count) and with a class
 count different from the paper's, to keep the run fast and to catch hard-coded sizes."""
 
+import os
 import re
 
 import keras
@@ -11,15 +12,32 @@ import numpy as np
 import pytest
 
 import kerascnn
-from kerascnn.models import MODELS
+from kerascnn.models import MODELS, complexity
+from kerascnn.models.complexity import layer_multiply_accumulates, multiply_accumulates
 
-MODEL_NAMES = kerascnn.list_models()
+# Cheapest first, so that each layer set below is first met in its smallest network.
+MODEL_NAMES = sorted(
+    kerascnn.list_models(),
+    key=lambda name: complexity.recorded().get(name, {}).get("multiply_accumulates", 1e30),
+)
+# TFLite conversion costs 10-60 s for a deep network, and what it can fail on is an op, not
+# a depth: by default each distinct set of layers (type, activation, groups, padding) is
+# converted once, in the cheapest network that has it. KERASCNN_CONVERT_EVERY_MODEL=1
+# converts every registered model.
+CONVERT_EVERY_MODEL = os.environ.get("KERASCNN_CONVERT_EVERY_MODEL") == "1"
+CONVERTED_LAYER_SETS: dict[frozenset, str] = {}
 NUM_CLASSES = 3
 
 
 def small_shape(name):
     spec = MODELS.get(name)
     return (*spec.min_size, spec.input_shape[-1])
+
+
+def run(model, images):
+    """An eager call: no tf.function to trace, which for a 1000-layer network costs far more
+    than the forward pass on two small images."""
+    return keras.ops.convert_to_numpy(model(images, training=False))
 
 
 def random_pixels(shape, seed=0):
@@ -38,9 +56,17 @@ def name(request):
     return request.param
 
 
+# Over 1,000 layers: Keras takes 20-40 s per build, and the harness builds each model about six
+# times. Their builders and blocks are those of resnet110 and preact_resnet164, which run the
+# whole harness; these two get the default-size build and a training step.
+THOUSAND_LAYER_MODELS = {"resnet1202", "preact_resnet1001"}
+
+
 @pytest.fixture(scope="module")
 def model(name):
     """Built once per model and only read by the tests that share it."""
+    if name in THOUSAND_LAYER_MODELS:
+        pytest.skip("a 1,000-layer variant of a family the harness covers in full")
     return kerascnn.create_model(name, input_shape=small_shape(name), num_classes=NUM_CLASSES)
 
 
@@ -49,9 +75,13 @@ def test_every_family_is_registered():
 
 
 def test_forward_pass_gives_probabilities(name, model):
-    images = random_pixels((2, *small_shape(name)))
-    probabilities = model.predict(images, verbose=0)
-    assert probabilities.shape == (2, NUM_CLASSES)
+    """In training mode (batch statistics): untrained, a 1,000-layer residual network's
+    inference output overflows, because its batch-norm moving statistics are still the
+    identity and every block doubles the variance; training, not the layout, fixes that."""
+    images = random_pixels((4, *small_shape(name)))
+    assert run(model, images).shape == (4, NUM_CLASSES)
+    probabilities = keras.ops.convert_to_numpy(model(images, training=True))
+    assert probabilities.shape == (4, NUM_CLASSES)
     assert (probabilities >= 0).all()
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
@@ -77,38 +107,40 @@ def test_keras_round_trip_gives_identical_outputs(name, model, tmp_path):
     loaded = keras.models.load_model(path)
     assert [type(layer) for layer in loaded.layers] == [type(layer) for layer in model.layers]
     images = random_pixels((2, *small_shape(name)), seed=1)
-    np.testing.assert_array_equal(
-        loaded.predict(images, verbose=0), model.predict(images, verbose=0)
-    )
+    np.testing.assert_array_equal(run(loaded, images), run(model, images))
 
 
 def test_without_top_pooling_none_avg_max(name):
+    if name in THOUSAND_LAYER_MODELS:
+        pytest.skip("a 1,000-layer variant of a family the harness covers in full")
     shape = small_shape(name)
     feature_map = kerascnn.create_model(name, input_shape=shape, include_top=False)
     assert len(feature_map.output.shape) == 4
     channels = feature_map.output.shape[-1]
     images = random_pixels((2, *shape), seed=2)
-    features = feature_map.predict(images, verbose=0)
+    features = run(feature_map, images)
     reductions = {"avg": features.mean(axis=(1, 2)), "max": features.max(axis=(1, 2))}
     for pooling, expected in reductions.items():
         pooled = kerascnn.create_model(name, input_shape=shape, include_top=False, pooling=pooling)
         assert tuple(pooled.output.shape) == (None, channels)
         # Pooling adds no weights, so the feature map's weights fit the pooled model.
         pooled.set_weights(feature_map.get_weights())
-        np.testing.assert_allclose(
-            pooled.predict(images, verbose=0), expected, rtol=1e-5, atol=1e-5
-        )
+        np.testing.assert_allclose(run(pooled, images), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_no_classifier_activation_gives_logits(name, model):
-    shape = small_shape(name)
-    logits_model = kerascnn.create_model(
-        name, input_shape=shape, num_classes=NUM_CLASSES, classifier_activation=None
+@pytest.fixture(scope="module")
+def logits_model(name):
+    """The model as training builds it: no softmax (shared by the two tests below)."""
+    return kerascnn.create_model(
+        name, input_shape=small_shape(name), num_classes=NUM_CLASSES, classifier_activation=None
     )
+
+
+def test_no_classifier_activation_gives_logits(name, model, logits_model):
     logits_model.set_weights(model.get_weights())
-    images = random_pixels((4, *shape), seed=3)
-    logits = logits_model.predict(images, verbose=0)
-    probabilities = model.predict(images, verbose=0)
+    images = random_pixels((4, *small_shape(name)), seed=3)
+    logits = run(logits_model, images)
+    probabilities = run(model, images)
     assert not np.allclose(logits, probabilities, atol=1e-3)
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(keras.ops.softmax(logits)), probabilities, rtol=1e-4, atol=1e-6
@@ -130,16 +162,80 @@ def test_too_small_input_names_the_model_and_echoes_the_shape(name, axis):
     assert re.search(rf"\b{min_h}x{min_w}\b", message)
 
 
-def test_one_training_step_stays_finite(name):
-    shape = small_shape(name)
-    model = kerascnn.create_model(name, input_shape=shape, num_classes=NUM_CLASSES)
-    before = [w.copy() for w in model.get_weights()]
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
-    images = random_pixels((8, *shape), seed=4)
+def test_one_training_step_stays_finite(name, logits_model):
+    """One eager forward and backward step, as training takes it: on logits, with the
+    model's regularisation losses, in training mode (dropout, batch statistics)."""
+    import tensorflow as tf
+
+    before = [w.copy() for w in logits_model.get_weights()]
+    images = random_pixels((8, *small_shape(name)), seed=4)
     labels = np.arange(8) % NUM_CLASSES
-    history = model.fit(images, labels, epochs=1, batch_size=8, verbose=0)
-    assert np.isfinite(history.history["loss"]).all()
-    after = model.get_weights()
+    crossentropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    with tf.GradientTape() as tape:
+        logits = logits_model(images, training=True)
+        loss = crossentropy(labels, logits) + sum(logits_model.losses)
+    variables = logits_model.trainable_variables
+    gradients = tape.gradient(loss, variables)
+    assert np.isfinite(float(loss))
+    assert all(g is not None for g in gradients), "a trainable weight gets no gradient"
+    keras.optimizers.SGD(0.01).apply(gradients, variables)
+    after = logits_model.get_weights()
     assert all(np.isfinite(w).all() for w in after)
     assert any(not np.array_equal(b, a) for b, a in zip(before, after, strict=True))
-    assert np.isfinite(model.predict(images, verbose=0)).all()
+    assert np.isfinite(keras.ops.convert_to_numpy(logits_model(images, training=True))).all()
+
+
+def layer_set(model):
+    def describe(layer):
+        config = layer.get_config()
+        return (
+            type(layer).__name__,
+            str(config.get("activation")),
+            config.get("groups", 1),
+            config.get("padding"),
+        )
+
+    return frozenset(describe(layer) for layer in model.layers)
+
+
+def test_converts_to_tflite_with_the_same_outputs(name, model, tmp_path):
+    """Every network's layers convert (custom layers included) and the converted model
+    agrees with Keras."""
+    from kerascnn.export.saved_model import export_saved_model
+    from kerascnn.export.tflite import TFLiteRunner, convert_tflite
+
+    layers_used = layer_set(model)
+    if not CONVERT_EVERY_MODEL:
+        covered = {layer for converted in CONVERTED_LAYER_SETS for layer in converted}
+        if layers_used <= covered:
+            pytest.skip(
+                "every layer type (with its activation, groups and padding) was converted "
+                "in a cheaper network in this run"
+            )
+
+    export_saved_model(model, tmp_path / "saved_model")
+    runner = TFLiteRunner(convert_tflite(tmp_path / "saved_model"))
+    images = random_pixels((2, *small_shape(name)), seed=5)
+    np.testing.assert_allclose(runner(images), run(model, images), rtol=1e-3, atol=1e-5)
+    CONVERTED_LAYER_SETS[layers_used] = name
+
+
+def test_counts_multiply_accumulates_of_every_layer_with_weights(name, model):
+    """Every weighted layer has a count (a custom layer without one would raise), and the
+    total is at least the classifier's (one per Dense weight)."""
+    total = multiply_accumulates(model)
+    assert total > 0
+    assert total >= sum(
+        layer_multiply_accumulates(layer)
+        for layer in model.layers
+        if isinstance(layer, keras.layers.Dense)
+    )
+
+
+@pytest.mark.slow
+def test_default_build_matches_the_recorded_complexity(name):
+    """Builds at the paper's default input and class count; ``kerascnn models`` reads its
+    figures from complexity.json, which must equal what the layers give (regenerate with
+    ``complexity.write_table([NAME])``)."""
+    assert name in complexity.recorded(), f"{name} is missing from complexity.json"
+    assert complexity.measure(name) == complexity.recorded()[name]

@@ -116,6 +116,18 @@ def test_per_layer_trainable_parameters_follow_section_ii_b(lenet):
     assert trainable_count(lenet) == sum(expected.values())
 
 
+def test_multiply_accumulates_follow_the_papers_connection_counts(lenet):
+    """Section II.B gives each layer's connections, bias connections included (C1 "122,304
+    connections", C3 "151,600", C5 "48,120", F6 "10,164"); a multiply-accumulate is a
+    connection without its bias, one bias per output value."""
+    from kerascnn.models.complexity import layer_multiply_accumulates
+
+    outputs = {"c1": 28 * 28 * 6, "c3": 10 * 10 * 16, "c5": 120, "f6": 84}
+    paper_connections = {"c1": 122_304, "c3": 151_600, "c5": 48_120, "f6": 10_164}
+    for name, connections in paper_connections.items():
+        assert layer_multiply_accumulates(lenet.get_layer(name)) == connections - outputs[name]
+
+
 def test_total_is_the_papers_60000_trainable_parameters(lenet):
     # Section II.B: "The network ... contains ... 60,000 trainable parameters."
     assert trainable_count(lenet) == 60_000
