@@ -16,6 +16,7 @@ from kerascnn.data import build_dataset, load_dataset
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import MODELS, create_model
 from kerascnn.models.layers import activation_output
+from kerascnn.training.auxiliary import AuxiliaryLossModel, inference_model
 from kerascnn.training.callbacks import Checkpoints, save_atomically
 from kerascnn.training.config import TrainConfig, write_yaml
 from kerascnn.training.losses import LOSSES, create_loss
@@ -61,8 +62,9 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
     """Train ``config.model`` on ``config.dataset`` and evaluate the best checkpoint.
 
     Writes into ``run_dir``: ``logs/`` (TensorBoard), ``checkpoints/{last,best}.keras``
-    (logits models with their optimiser state), ``model.keras`` (the best checkpoint with
-    its softmax: the inference model), ``config.yaml``, ``metrics.json`` and ``metadata.json``.
+    (logits models with their optimiser state, and auxiliary heads if the model trains with
+    them), ``model.keras`` (the best checkpoint's main head with its softmax: the inference
+    model), ``config.yaml``, ``metrics.json`` and ``metadata.json``.
 
     Returns:
         A ``TrainResult`` with the metrics, the metadata and the best model.
@@ -78,13 +80,20 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
     input_shape = (height, width, spec.input_shape[-1])
     # Trained on logits (numerically stabler, and what the paper's RBF criterion needs); the
     # softmax is put back on the inference model that is evaluated, saved and exported.
+    # The papers' auxiliary classifiers train with the network unless turned off
+    # (``--model-option aux_logits=false``); they are dropped for evaluation and export.
+    model_options = dict(config.model_options)
+    if spec.auxiliary_loss_weights:
+        model_options.setdefault("aux_logits", True)
     model = create_model(
         config.model,
         input_shape=input_shape,
         num_classes=dataset.num_classes,
         classifier_activation=None,
-        **config.model_options,
+        **model_options,
     )
+    if len(model.outputs) > 1:
+        model = AuxiliaryLossModel(model, spec.auxiliary_loss_weights, name=model.name)
     loss_name = config.loss
     if loss_name == "auto":
         loss_name = spec.training_loss({**spec.options, **config.model_options})
@@ -126,7 +135,7 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
     train_seconds = time.perf_counter() - started
     epochs_completed = len(history.epoch)
 
-    best = keras.saving.load_model(run_dir / "checkpoints" / "best.keras")
+    best = inference_model(keras.saving.load_model(run_dir / "checkpoints" / "best.keras"))
     best.compile(loss=create_loss(loss_name), metrics=[_fresh(m) for m in metrics])
     evaluation = {
         split: best.evaluate(pipeline(split), verbose=0, return_dict=True) for split in SPLITS
@@ -157,6 +166,7 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
         },
         "output": "class probabilities (softmax)",
         "model_options": dict(config.model_options),
+        "auxiliary_loss_weights": list(getattr(model, "auxiliary_loss_weights", ())),
         "parameters": inference.count_params(),
         "trainable_parameters": sum(int(np.prod(w.shape)) for w in inference.trainable_weights),
     }
