@@ -189,27 +189,48 @@ def parity_line(parity: dict) -> str:
 
 @main.command(cls=Command)
 @click.argument("pattern", required=False)
-def models(pattern):
-    """List the registered models (optionally those matching a shell PATTERN)."""
+@click.option("--json", "as_json", is_flag=True, help="Print everything model_info knows, as JSON.")
+def models(pattern, as_json):
+    """List the registered models (optionally those matching a shell PATTERN).
+
+    Parameters and multiply-accumulates are for one image at the default input and the
+    paper's class count, without auxiliary heads."""
     from kerascnn import list_models, model_info
 
     names = list_models(pattern)
     if not names:
         raise click.BadParameter(f"no model matches {pattern!r}", param_hint="PATTERN")
-    rows = [("name", "parameters", "input", "paper")]
-    for name in names:
-        info = model_info(name)
+    infos = [model_info(name) for name in names]
+    if as_json:
+        click.echo(json.dumps(infos, indent=2))
+        return
+    rows = [("name", "parameters", "MACs", "input", "min", "network")]
+    for info in infos:
         rows.append(
             (
-                name,
+                info["name"],
                 f"{info['parameters']:,}",
+                _si(info["multiply_accumulates"]),
                 "x".join(map(str, info["input_shape"])),
-                info["paper"],
+                "x".join(map(str, info["min_size"])),
+                f"{info['title']} ({info['paper']})",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
-        click.echo(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:<{widths[2]}}  {row[3]}")
+        cells = [
+            f"{cell:>{width}}" if 1 <= i <= 2 else f"{cell:<{width}}"
+            for i, (cell, width) in enumerate(zip(row, widths, strict=False))
+        ]
+        click.echo("  ".join(cells) + "  " + row[-1])
+
+
+def _si(count: int) -> str:
+    """1234567890 -> '1.23G'."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.3g}{unit}"
+    return str(count)
 
 
 @main.command(cls=Command)

@@ -259,19 +259,40 @@ def test_config_file_with_flags_overriding(tmp_path):
     assert invoke(train_main, [*args, "--overwrite"]).exit_code == 0
 
 
-def test_models_lists_every_registered_model_with_its_parameters():
+def test_models_lists_every_registered_model_with_its_figures():
     import kerascnn
 
     result = invoke(main, ["models"])
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert lines[0].split()[:3] == ["name", "parameters", "input"]
+    assert lines[0].split()[:6] == ["name", "parameters", "MACs", "input", "min", "network"]
     rows = {line.split()[0]: line.split() for line in lines[1:]}
     assert sorted(rows) == kerascnn.list_models()
     for name, row in rows.items():
         info = kerascnn.model_info(name)
         assert row[1] == f"{info['parameters']:,}"
-        assert row[2] == "x".join(map(str, info["input_shape"]))
+        macs = float(row[2][:-1]) * {"K": 1e3, "M": 1e6, "G": 1e9}[row[2][-1]]
+        assert macs == pytest.approx(info["multiply_accumulates"], rel=5e-3)
+        assert row[3] == "x".join(map(str, info["input_shape"]))
+        assert row[4] == "x".join(map(str, info["min_size"]))
+        assert info["title"] in " ".join(row[5:])
+
+
+def test_models_json_is_model_info_of_the_matching_models():
+    import kerascnn
+
+    result = invoke(main, ["models", "resnet2*", "--json"])
+    assert result.exit_code == 0
+    infos = json.loads(result.stdout)
+    assert [info["name"] for info in infos] == kerascnn.list_models("resnet2*")
+    expected = json.loads(json.dumps(kerascnn.model_info("resnet20")))
+    assert infos[0] == expected
+
+
+def test_models_with_a_pattern_matching_nothing_is_an_error():
+    result = invoke(main, ["models", "alexnot*"])
+    assert result.exit_code == 2
+    assert "no model matches 'alexnot*'" in result.stderr
 
 
 def test_kerascnn_alone_shows_help_listing_the_commands():
@@ -289,7 +310,7 @@ def bad_config(tmp_path):
 
 
 ERROR_CASES = {
-    "unknown model": (["--model", "resnet21"], "closest: resnet20"),
+    "unknown model": (["--model", "resnt20"], "closest: resnet20"),
     "unknown dataset": (["--dataset", "digit"], "unknown dataset 'digit'"),
     "unknown optimizer": (["--optimizer", "adamm"], "closest: adam"),
     "bad option value": (["--epochs", "0"], "--epochs"),
@@ -330,7 +351,7 @@ def test_bad_config_field_type_is_a_one_line_error(tmp_path):
         (["predict", "missing.keras", "x.png"], "no such file or directory: missing.keras"),
         (["evaluate", "missing_run"], "no such file or directory"),
         (["export", "missing_run"], "no such file or directory"),
-        (["models", "vgg*"], "no model matches"),
+        (["models", "nosuchnet*"], "no model matches"),
         (["evaluate", "."], "not a kerascnn artifact"),
     ],
 )
