@@ -324,6 +324,12 @@ def fooling(
     return result
 
 
+def default_out_dir(target: Inspectable, what: str) -> Path:
+    """RUN_DIR/inspect/<what>, or inspect/<what> beside the .keras file."""
+    base = target.run_dir if target.run_dir is not None else target.path.parent
+    return base / "inspect" / what.replace("_", "-")
+
+
 def save(inspection: Inspection, out_dir: str | Path) -> list[Path]:
     """Write the pictures as PNG files and the other files into ``out_dir``."""
     out_dir = Path(out_dir)
