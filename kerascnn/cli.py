@@ -441,7 +441,7 @@ def embeddings(source, out, method, split):
 @click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True)
 def class_model(source, out, class_index, steps):
     """An input maximising each class score (or --class), one PNG per class."""
-    _inspect("class_model", source, (), out, class_index=class_index, steps=steps)
+    _inspect("class-model", source, (), out, class_index=class_index, steps=steps)
 
 
 @inspect.command(cls=Command)
