@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -111,13 +112,14 @@ def main():
     metavar="KEY=VALUE",
     help="Family option, e.g. variant=modern (repeatable).",
 )
+@click.option("--report", is_flag=True, default=False, help="Write RUN_DIR/report.html at the end.")
 @click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False),
     help="YAML file of training settings; flags override it.",
 )
-def train(config_file, model_options, **flags):
+def train(config_file, model_options, report, **flags):
     """Train a model, evaluate it on held-out data and export it.
 
     With no arguments: LeNet-5 on the embedded digits dataset. Writes TensorBoard logs,
@@ -133,6 +135,10 @@ def train(config_file, model_options, **flags):
     config = config.updated(**overrides)
     outcome = run_training(config)
     print_summary(outcome)
+    if report:
+        from kerascnn.inspect.report import write_report
+
+        click.echo(f"  {'report':<20} {write_report(outcome.result.run_dir)}")
 
 
 def print_summary(outcome) -> None:
@@ -307,6 +313,171 @@ def predict(artifact, images, top_k, as_json):
         click.echo(f"{path}:")
         for p in predictions:
             click.echo(f"  {p['class']:<16} {p['probability']:.4f}")
+
+
+@main.group(cls=Group)
+def inspect():
+    """See what a trained network learned, as PNG files (and TensorBoard images under
+    RUN_DIR/logs/inspect when the source is a run directory).
+
+    Each command takes a run directory, an export directory or a .keras file, and optional
+    IMAGES (JPEG, PNG, BMP, GIF); without IMAGES, the first test images of the run's dataset.
+    """
+
+
+def _source_and_out(command):
+    command = click.argument("source", metavar="RUN_DIR_OR_ARTIFACT", type=click.Path())(command)
+    return click.option(
+        "--out",
+        type=click.Path(file_okay=False),
+        help="Write here. [RUN_DIR/inspect/<command>, or inspect/<command> beside the model]",
+    )(command)
+
+
+def _images(command):
+    return click.argument("images", nargs=-1, type=click.Path())(command)
+
+
+def _layer(help_text):
+    return click.option("--layer", metavar="NAME", help=help_text)
+
+
+_class = click.option(
+    "--class", "class_index", type=int, metavar="N", help="Class index to explain. [the label]"
+)
+
+
+def _inspect(what: str, source: str, images, out: str | None, **options) -> None:
+    from kerascnn.inspect import commands, load_inspectable
+
+    target = load_inspectable(source)
+    inputs = commands.file_inputs(target, images) if images else None
+    result = commands.inspect(what, target, inputs, **options)
+    out_dir = Path(out) if out else commands.default_out_dir(target, what)
+    written = commands.save(result, out_dir)
+    for note in result.notes:
+        click.echo(f"  {note}")
+    click.echo(
+        f"wrote {plural(len(written), 'file')} to {out_dir}: {', '.join(p.name for p in written)}"
+    )
+    if target.run_dir is not None:
+        log_dir = target.run_dir / "logs" / "inspect"
+        commands.log_to_tensorboard(result, log_dir, what)
+        click.echo(f"TensorBoard images in {log_dir}   (tensorboard --logdir {target.run_dir})")
+
+
+@inspect.command(cls=Command)
+@_source_and_out
+def filters(source, out):
+    """The first convolutional layer's kernels, as a normalised grid."""
+    _inspect("filters", source, (), out)
+
+
+@inspect.command(cls=Command)
+@_source_and_out
+@_images
+@_layer("Layer whose feature maps to draw. [the first convolution]")
+def activations(source, images, out, layer):
+    """The feature maps of a layer for each image, as a grid."""
+    _inspect("activations", source, images, out, layer=layer)
+
+
+@inspect.command(cls=Command)
+@_source_and_out
+@_images
+@_class
+def saliency(source, images, out, class_index):
+    """|d class score / d pixel| (max over channels) and guided backpropagation."""
+    _inspect("saliency", source, images, out, class_index=class_index)
+
+
+@inspect.command(cls=Command)
+@_source_and_out
+@_images
+@_layer("Feature-map layer. [the last one larger than 1x1, before global pooling]")
+@_class
+def gradcam(source, images, out, layer, class_index):
+    """Grad-CAM heat maps over the images."""
+    _inspect("gradcam", source, images, out, layer=layer, class_index=class_index)
+
+
+@inspect.command(cls=Command)
+@_source_and_out
+@_images
+@_class
+@click.option("--patch", type=click.IntRange(min=1), help="Patch side in pixels. [side / 4]")
+@click.option("--stride", type=click.IntRange(min=1), help="Patch step in pixels. [patch / 2]")
+def occlusion(source, images, out, class_index, patch, stride):
+    """The class probability as a grey patch slides over the image."""
+    _inspect("occlusion", source, images, out, class_index=class_index, patch=patch, stride=stride)
+
+
+@inspect.command(cls=Command)
+@_source_and_out
+@_images
+@click.option("--k", type=click.IntRange(min=1), default=6, show_default=True)
+def neighbours(source, images, out, k):
+    """The nearest training images in the penultimate layer's feature space."""
+    _inspect("neighbours", source, images, out, k=k)
+
+
+@inspect.command(cls=Command)
+@_source_and_out
+@click.option("--method", type=click.Choice(["tsne", "pca"]), default="tsne", show_default=True)
+@click.option(
+    "--split",
+    type=click.Choice(["train", "validation", "test"]),
+    default="validation",
+    show_default=True,
+)
+def embeddings(source, out, method, split):
+    """Penultimate features for TensorBoard's Projector, and a 2-D scatter by class."""
+    _inspect("embeddings", source, (), out, method=method, split=split)
+
+
+@inspect.command("class-model", cls=Command)
+@_source_and_out
+@_class
+@click.option("--steps", type=click.IntRange(min=1), default=200, show_default=True)
+def class_model(source, out, class_index, steps):
+    """An input maximising each class score (or --class), one PNG per class."""
+    _inspect("class-model", source, (), out, class_index=class_index, steps=steps)
+
+
+@inspect.command(cls=Command)
+@_source_and_out
+@_images
+@click.option(
+    "--epsilon",
+    type=click.FloatRange(min=0, min_open=True),
+    default=64.0,
+    show_default=True,
+    help="Largest change of a pixel, in pixel units (0-255).",
+)
+@click.option(
+    "--step",
+    "step_size",
+    type=click.FloatRange(min=0, min_open=True),
+    default=2.0,
+    show_default=True,
+    help="Pixel units per gradient-sign step.",
+)
+@click.option("--max-steps", type=click.IntRange(min=1), default=64, show_default=True)
+def fooling(source, images, out, epsilon, step_size, max_steps):
+    """Fast gradient sign, iterated until the predicted class changes."""
+    _inspect(
+        "fooling", source, images, out, epsilon=epsilon, step_size=step_size, max_steps=max_steps
+    )
+
+
+@main.command(cls=Command)
+@click.argument("run_dir", type=click.Path())
+def report(run_dir):
+    """Write RUN_DIR/report.html: configuration, training curves, confusion matrix,
+    per-class accuracy, misclassified images, saliency and Grad-CAM examples (self-contained)."""
+    from kerascnn.inspect.report import write_report
+
+    click.echo(f"report in {write_report(run_dir)}")
 
 
 train = main.command(cls=Command)(train)

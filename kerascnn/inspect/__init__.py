@@ -1,0 +1,25 @@
+"""See what a trained network learned: filters, activations, saliency, Grad-CAM, occlusion,
+neighbours, embeddings, class models, fooling images, and the run report.
+
+Library functions return arrays and pictures (uint8 arrays); ``kerascnn inspect`` and
+``kerascnn report`` write them."""
+
+from kerascnn.inspect.attribution import gradcam, guided_saliency, occlusion, saliency
+from kerascnn.inspect.commands import COMMANDS, Inputs, Inspection, inspect
+from kerascnn.inspect.model import Inspectable, load_inspectable
+from kerascnn.inspect.synthesis import class_model, fooling
+
+__all__ = [
+    "COMMANDS",
+    "Inputs",
+    "Inspectable",
+    "Inspection",
+    "class_model",
+    "fooling",
+    "gradcam",
+    "guided_saliency",
+    "inspect",
+    "load_inspectable",
+    "occlusion",
+    "saliency",
+]

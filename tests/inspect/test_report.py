@@ -1,0 +1,97 @@
+"""`kerascnn report` and `kerascnn train --report`: one self-contained HTML page whose
+images are PNGs of the size the page says."""
+
+import base64
+import json
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+
+from kerascnn.cli import main
+from kerascnn.inspect.report import confusion_matrix
+
+pytestmark = pytest.mark.slow
+PREFIX = "data:image/png;base64,"
+
+
+class Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.headings, self.links, self._heading = [], [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs)
+        if tag in ("h1", "h2"):
+            self._heading = ""
+        for key in ("src", "href"):
+            if key in attrs and not attrs[key].startswith("data:"):
+                self.links.append(attrs[key])
+
+    def handle_data(self, data):
+        if self._heading is not None:
+            self._heading += data
+
+    def handle_endtag(self, tag):
+        if tag in ("h1", "h2") and self._heading is not None:
+            self.headings.append(self._heading)
+            self._heading = None
+
+
+def parse(path):
+    page = Page()
+    page.feed(path.read_text())
+    page.close()
+    return page
+
+
+def test_train_report_flag_writes_a_self_contained_page(run_dir):
+    page = parse(run_dir / "report.html")
+    assert not page.links  # nothing fetched from anywhere
+    for section in ("Configuration", "Training curves", "Confusion matrix", "Per-class"):
+        assert any(h.startswith(section) for h in page.headings), page.headings
+    assert any(h.startswith("Saliency") for h in page.headings)
+    assert any(h.startswith("Grad-CAM") for h in page.headings)
+
+
+def test_report_command_images_decode_as_pngs_of_the_stated_size(run_dir):
+    (run_dir / "report.html").unlink()
+    result = CliRunner().invoke(main, ["report", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    assert str(run_dir / "report.html") in result.output
+    page = parse(run_dir / "report.html")
+    # Curves, confusion matrix, and three saliency and three Grad-CAM examples at least.
+    assert len(page.images) >= 8
+    for image in page.images:
+        assert image["src"].startswith(PREFIX)
+        data = base64.b64decode(image["src"][len(PREFIX) :])
+        assert data[:8] == b"\x89PNG\r\n\x1a\n"
+        decoded = tf.io.decode_png(data)
+        assert decoded.shape[:2] == (int(image["height"]), int(image["width"]))
+
+
+def test_report_states_the_runs_numbers(run_dir):
+    text = (run_dir / "report.html").read_text()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert f"{100 * metrics['test']['accuracy']:.2f}%" in text
+    assert "variant: modern" in text  # the resolved config.yaml
+
+
+def test_confusion_matrix_counts():
+    labels = np.array([0, 0, 1, 2, 2, 2])
+    predictions = np.array([0, 1, 1, 2, 0, 2])
+    matrix = confusion_matrix(labels, predictions, 3)
+    assert matrix.sum() == len(labels)
+    assert np.trace(matrix) == (labels == predictions).sum()
+    for true, predicted in zip(labels, predictions, strict=True):
+        assert matrix[true, predicted] >= 1
+
+
+def test_report_on_a_missing_run_is_one_error_line(tmp_path):
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "nowhere")])
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("Error: ")
