@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from kerascnn.errors import MissingFileError
+from kerascnn.files import write_text_atomically
 from kerascnn.inspect import commands, draw
 from kerascnn.inspect.model import load_inspectable
 
@@ -186,7 +187,4 @@ def build_report(run_dir: str | Path) -> str:
 
 def write_report(run_dir: str | Path) -> Path:
     """Write ``run_dir/report.html`` and return its path."""
-    path = Path(run_dir) / "report.html"
-    contents = build_report(run_dir)
-    path.write_text(contents)
-    return path
+    return write_text_atomically(Path(run_dir) / "report.html", build_report(run_dir))

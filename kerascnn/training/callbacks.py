@@ -47,3 +47,15 @@ class Checkpoints(keras.callbacks.Callback):
         if improved:
             self.best, self.best_epoch = value, epoch + 1
             save_atomically(self.model, self.directory / "best.keras")
+
+
+class RecordLearningRate(keras.callbacks.Callback):
+    """Puts the optimiser's learning rate at the end of each epoch into the epoch's logs, so
+    the history in ``metrics.json`` (and the run report drawn from it) has it beside the loss.
+    A schedule is read at the optimiser's current step."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        rate = self.model.optimizer.learning_rate
+        logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(rate)))

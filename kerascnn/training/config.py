@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from kerascnn.errors import InvalidArgumentError, MissingFileError
+from kerascnn.files import write_text_atomically
 
 
 @dataclasses.dataclass
@@ -119,7 +120,7 @@ def read_yaml(path: str | Path) -> Any:
 
 
 def write_yaml(path: str | Path, data: Any) -> None:
-    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+    write_text_atomically(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:

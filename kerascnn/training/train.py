@@ -14,10 +14,11 @@ import numpy as np
 
 from kerascnn.data import build_dataset, load_dataset
 from kerascnn.errors import InvalidArgumentError
+from kerascnn.files import write_text_atomically
 from kerascnn.models import MODELS, create_model
 from kerascnn.models.layers import activation_output
 from kerascnn.training.auxiliary import AuxiliaryLossModel, inference_model
-from kerascnn.training.callbacks import Checkpoints, save_atomically
+from kerascnn.training.callbacks import Checkpoints, RecordLearningRate, save_atomically
 from kerascnn.training.config import TrainConfig, write_yaml
 from kerascnn.training.losses import LOSSES, create_loss
 from kerascnn.training.optimizers import OPTIMIZERS, create_optimizer
@@ -120,6 +121,7 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
     )
     checkpoints = Checkpoints(run_dir / "checkpoints", monitor="val_accuracy")
     callbacks = [
+        RecordLearningRate(),  # first, so the history and the later callbacks see it
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=True),
         checkpoints,
     ]
@@ -170,8 +172,8 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
         "parameters": inference.count_params(),
         "trainable_parameters": sum(int(np.prod(w.shape)) for w in inference.trainable_weights),
     }
-    (run_dir / "metrics.json").write_text(json.dumps(result_metrics, indent=2) + "\n")
-    (run_dir / "metadata.json").write_text(json.dumps(metadata, indent=2) + "\n")
+    write_text_atomically(run_dir / "metrics.json", json.dumps(result_metrics, indent=2) + "\n")
+    write_text_atomically(run_dir / "metadata.json", json.dumps(metadata, indent=2) + "\n")
     return TrainResult(run_dir=run_dir, metrics=result_metrics, metadata=metadata, model=inference)
 
 
