@@ -45,10 +45,16 @@ def image_tag(picture: np.ndarray, alt: str) -> str:
     )
 
 
+def curve_titles(history: dict[str, list[float]]) -> list[tuple[str, str]]:
+    """The (history key, title) of each curve the history can draw, in CURVES order."""
+    return [(key, title) for key, title in CURVES if key in history]
+
+
 def curves(history: dict[str, list[float]]) -> np.ndarray | None:
+    """One panel per curve in ``curve_titles``, train and (when logged) validation."""
     import matplotlib.pyplot as plt
 
-    present = [(key, title) for key, title in CURVES if key in history]
+    present = curve_titles(history)
     if not present:
         return None
     figure, axes = plt.subplots(
@@ -139,9 +145,11 @@ def build_report(run_dir: str | Path) -> str:
         f"{html.escape(str(metrics.get('loss_function')))}.</p>"
     )
     parts.append(f"<h2>Configuration</h2><pre>{html.escape(config)}</pre>")
-    picture = curves(metrics.get("history", {}))
+    history = metrics.get("history", {})
+    picture = curves(history)
     if picture is not None:
-        parts.append("<h2>Training curves</h2>" + image_tag(picture, "training curves"))
+        titles = ", ".join(title for _, title in curve_titles(history))
+        parts.append("<h2>Training curves</h2>" + image_tag(picture, f"training curves: {titles}"))
     parts.append("<h2>Confusion matrix</h2>" + image_tag(confusion_picture(matrix, names), "cm"))
     parts.append("<h2>Per-class accuracy (test)</h2><table>")
     parts.append("<tr><th>class</th><th>images</th><th>correct</th><th>accuracy</th></tr>")

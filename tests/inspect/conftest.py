@@ -3,7 +3,7 @@
 import pytest
 from click.testing import CliRunner
 
-from kerascnn.cli import main
+from kerascnn.cli import train_main
 
 EPOCHS = 3
 
@@ -11,13 +11,13 @@ EPOCHS = 3
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory):
     """LeNet-5 (modern variant: ReLU and max pooling) trained on digits for a few epochs with
-    ``kerascnn train --report``. The published variant's scaled tanh saturates on bright
-    stroke pixels, so its pixel gradients sit beside the strokes, not on them."""
+    ``kerascnn-train --report`` (the console script's command). The published variant's
+    scaled tanh saturates on bright stroke pixels, so its pixel gradients sit beside the
+    strokes, not on them."""
     root = tmp_path_factory.mktemp("inspect")
     result = CliRunner().invoke(
-        main,
+        train_main,
         [
-            "train",
             "--epochs",
             str(EPOCHS),
             "--model-option",

@@ -12,6 +12,7 @@ from tensorboard.plugins import projector
 from kerascnn import create_model
 from kerascnn.cli import main
 from kerascnn.inspect import (
+    embeddings,
     fooling,
     gradcam,
     guided_saliency,
@@ -128,7 +129,7 @@ COMMANDS = {
     "gradcam": ["--class", "3"],
     "occlusion": ["--patch", "6", "--stride", "3"],
     "neighbours": ["--k", "3"],
-    "embeddings": ["--method", "pca"],
+    "embeddings": [],  # t-SNE, the default; the projector test below uses PCA
     "class-model": ["--class", "7", "--steps", "20"],
     "fooling": [],
 }
@@ -161,6 +162,21 @@ def test_image_files_are_classified_and_inspected(run_dir, inputs, tmp_path):
     result = invoke("saliency", run_dir, *paths, "--out", out)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == ["saliency_digit0.png", "saliency_digit1.png"]
+
+
+@pytest.mark.parametrize("method", ["tsne", "pca"])
+def test_projection_keeps_separate_classes_apart(method):
+    # Three well-separated Gaussian clusters in 20-D: in the 2-D projection every point's
+    # nearest neighbour is still from its own cluster.
+    rng = np.random.default_rng(0)
+    centres = rng.normal(scale=10.0, size=(3, 20))
+    labels = np.repeat(np.arange(3), 30)
+    vectors = centres[labels] + rng.normal(size=(len(labels), 20))
+    points = embeddings.project(vectors, method)
+    assert points.shape == (len(labels), 2)
+    distances = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    np.fill_diagonal(distances, np.inf)
+    assert np.array_equal(labels[distances.argmin(axis=1)], labels)
 
 
 def test_projector_files_load_with_tensorboards_reader(run_dir, tmp_path):

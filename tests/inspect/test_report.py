@@ -8,6 +8,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 from click.testing import CliRunner
 
 from kerascnn.cli import main
@@ -79,6 +80,16 @@ def test_report_states_the_runs_numbers(run_dir):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert f"{100 * metrics['test']['accuracy']:.2f}%" in text
     assert "variant: modern" in text  # the resolved config.yaml
+
+
+def test_report_draws_the_learning_rate_the_run_used(run_dir):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    rates = metrics["history"]["learning_rate"]
+    assert len(rates) == metrics["epochs_completed"]
+    assert rates == pytest.approx([config["learning_rate"]] * len(rates))
+    (curves,) = [i for i in parse(run_dir / "report.html").images if "curves" in i["alt"]]
+    assert "learning rate" in curves["alt"]
 
 
 def test_confusion_matrix_counts():
