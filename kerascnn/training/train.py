@@ -108,7 +108,9 @@ def _train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: in
         config.model,
         input_shape=input_shape,
         num_classes=dataset.num_classes,
-        classifier_activation=None,
+        # Under mixed precision a float32 identity on the logits, so the metrics and the loss
+        # see float32 (models/layers.activation_output); with_softmax replaces it.
+        classifier_activation="linear" if config.mixed_precision else None,
         **model_options,
     )
     if len(model.outputs) > 1:
@@ -245,7 +247,11 @@ def _train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: in
 
 def with_softmax(logits_model: keras.Model) -> keras.Model:
     """The inference model: the trained layers with the float32 softmax put back on top."""
-    outputs = activation_output(logits_model.output, "softmax")
+    logits = logits_model.output
+    last = logits_model.layers[-1]
+    if last.name == "classifier_activation":  # the float32 logits of mixed precision
+        logits = last.input
+    outputs = activation_output(logits, "softmax")
     return keras.Model(logits_model.input, outputs, name=logits_model.name)
 
 
