@@ -95,6 +95,40 @@ def main():
 @click.option("--batch-size", type=click.IntRange(min=1), help="Batch size. [32]")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), help="[0.001]")
 @click.option("--optimizer", help="sgd (momentum 0.9), adam, adamw, rmsprop or adagrad. [adam]")
+@click.option("--momentum", type=click.FloatRange(min=0), help="SGD momentum. [0.9]")
+@click.option("--nesterov/--no-nesterov", default=None, help="Nesterov momentum (SGD). [off]")
+@click.option("--weight-decay", type=click.FloatRange(min=0), help="Weight decay lambda. [0]")
+@click.option("--decay-mode", type=click.Choice(["l2", "decoupled"]), help="[l2]")
+@click.option(
+    "--decay-bias-and-norm/--no-decay-bias-and-norm",
+    default=None,
+    help="Decay biases and normalisation parameters too. [yes]",
+)
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help="[0]")
+@click.option(
+    "--schedule",
+    help="constant, step, multistep, plateau, exponential, inverse_time, cosine or "
+    "polynomial (parameters: --config). [constant]",
+)
+@click.option("--warmup-epochs", type=click.FloatRange(min=0), help="Linear warm-up. [0]")
+@click.option(
+    "--early-stopping",
+    type=click.IntRange(min=1),
+    metavar="PATIENCE",
+    help="Stop after PATIENCE epochs without a lower validation error. [off]",
+)
+@click.option(
+    "--init-from",
+    metavar="RUN_DIR_OR_WEIGHTS",
+    help="Start from the matching layers of a run, .keras or .weights.h5.",
+)
+@click.option("--freeze-until", metavar="LAYER", help="Freeze layers up to and including LAYER.")
+@click.option("--trainable-from", metavar="LAYER", help="Freeze the layers before LAYER.")
+@click.option(
+    "--mixed-precision", type=click.Choice(["float16", "bfloat16"]), help="[off: float32]"
+)
+@click.option("--jit-compile", is_flag=True, default=None, help="Compile with XLA. [Keras decides]")
+@click.option("--steps-per-execution", type=click.IntRange(min=1), help="[1]")
 @click.option("--loss", help="crossentropy, rbf_penalty, or auto (the paper's). [auto]")
 @click.option("--image-size", type=ImageSize(), help="Input size N or HxW. [the model's]")
 @click.option("--seed", type=int, help="Random seed. [0]")
@@ -119,16 +153,18 @@ def main():
     type=click.Path(dir_okay=False),
     help="YAML file of training settings; flags override it.",
 )
-def train(config_file, model_options, report, **flags):
+@click.option("--recipe", help="A paper's recipe (see `kerascnn recipes`); --config overrides it.")
+def train(config_file, recipe, model_options, report, **flags):
     """Train a model, evaluate it on held-out data and export it.
 
     With no arguments: LeNet-5 on the embedded digits dataset. Writes TensorBoard logs,
     checkpoints, config.yaml and metrics.json under runs/<run-name>/, and model.keras, a
     SavedModel (1/) and model.tflite under saved_models/<run-name>/.
     """
-    from kerascnn.training import TrainConfig, run_training
+    from kerascnn.training import run_training
+    from kerascnn.training.recipes import resolve_config
 
-    config = TrainConfig.from_yaml(config_file) if config_file else TrainConfig()
+    config = resolve_config(recipe, config_file)
     overrides = dict(flags)
     if model_options:
         overrides["model_options"] = {**config.model_options, **parse_options(model_options)}
@@ -164,7 +200,12 @@ def print_summary(outcome) -> None:
             else ""
         )
         loss = f"{metrics['loss_function']} loss {metrics[split]['loss']:.4f}"
-        rows.append((split, f"accuracy {percent(split)}  {loss}{top5}"))
+        errors = "  top-1 error " + percent(split, "top1_error")
+        if "top5_error" in metrics[split]:
+            errors += f"  top-5 error {percent(split, 'top5_error')}"
+        rows.append((split, f"accuracy {percent(split)}  {loss}{top5}{errors}"))
+    if metrics.get("resumed_from_epoch"):
+        rows.append(("resumed", f"after epoch {metrics['resumed_from_epoch']}"))
     rows += [
         (
             "time",
@@ -271,6 +312,17 @@ def evaluate(source, dataset, split, as_json):
         f"{artifact.path} ({artifact.kind}) on {data.name}/{split}, {metrics['images']} images: "
         f"accuracy {100 * metrics['accuracy']:.2f}%{top5}  loss {metrics['loss']:.4f}"
     )
+
+
+@main.command(cls=Command)
+def recipes():
+    """List the papers' training recipes (kerascnn/configs/*.yaml), one line each."""
+    from kerascnn.training.recipes import list_recipes
+
+    rows = list_recipes()
+    width = max(len(name) for name, _ in rows)
+    for name, description in rows:
+        click.echo(f"{name:<{width}}  {description}")
 
 
 @main.command(cls=Command)

@@ -24,3 +24,7 @@ class MissingFileError(KerasCNNError, FileNotFoundError):
 
 class ExportError(KerasCNNError, RuntimeError):
     """An export that could not be completed; nothing partial is left behind."""
+
+
+class TrainingDivergedError(KerasCNNError, ArithmeticError):
+    """The loss became NaN or infinite (a learning rate too high, usually)."""

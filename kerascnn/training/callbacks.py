@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -36,6 +37,8 @@ class Checkpoints(keras.callbacks.Callback):
         self.directory.mkdir(parents=True, exist_ok=True)
 
     def on_epoch_end(self, epoch, logs=None):
+        if not math.isfinite(float((logs or {}).get("loss", 0.0))):
+            return  # a diverged epoch replaces neither checkpoint
         save_atomically(self.model, self.directory / "last.keras")
         value = (logs or {}).get(self.monitor)
         if value is None:
@@ -59,3 +62,35 @@ class RecordLearningRate(keras.callbacks.Callback):
             return
         rate = self.model.optimizer.learning_rate
         logs.setdefault("learning_rate", float(keras.ops.convert_to_numpy(rate)))
+
+
+class RecordErrors(keras.callbacks.Callback):
+    """Adds the papers' top-1 and top-5 error (1 - accuracy) to each epoch's logs, for the
+    training and validation metrics both."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        for prefix in ("", "val_"):
+            for accuracy, error in (("accuracy", "top1_error"), ("top5_accuracy", "top5_error")):
+                if f"{prefix}{accuracy}" in logs:
+                    logs[f"{prefix}{error}"] = 1.0 - float(logs[f"{prefix}{accuracy}"])
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Keras' ``TerminateOnNaN`` that remembers where: ``diverged`` is ``(epoch, batch)``
+    (both counted from 1) once the loss is NaN or infinite, and training stops."""
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = 0
+        self.diverged: tuple[int, int] | None = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.diverged = (self.epoch + 1, batch + 1)
+            self.model.stop_training = True

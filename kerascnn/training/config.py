@@ -41,9 +41,47 @@ class TrainConfig:
     overwrite: bool = False
     # Family options passed to create_model, e.g. {"variant": "modern"}.
     model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    augmentation: str = "none"  # named augmentation recipe (kerascnn/data/ops.py, issue 5)
+    tta: str = "none"  # test-time view for evaluation: none|ten-crop|multi-scale
+    # The recipe (kerascnn/configs/<name>.yaml) the run started from, if any.
+    recipe: str | None = None
+    # Optimisation (kerascnn/training/optimizers.py, schedules.py); README lists each field.
+    momentum: float = 0.9  # sgd (and rmsprop's momentum when set in optimizer_options)
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    decay_mode: str = "l2"  # l2: the papers' lambda/2 |w|^2 in the loss; decoupled: AdamW-style
+    decay_bias_and_norm: bool = True  # false: no decay on biases and normalisation parameters
+    # Further keyword arguments of the Keras optimiser, e.g. {rho: 0.9, epsilon: 1.0}.
+    optimizer_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    label_smoothing: float = 0.0
+    schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    lr_decay_factor: float = 0.1  # step, multistep, exponential, plateau; inverse_time's rate
+    lr_decay_epochs: float = 30.0  # step and exponential period; inverse_time's time unit
+    lr_milestones: list[float] = dataclasses.field(default_factory=list)  # multistep epochs
+    lr_staircase: bool = False  # exponential and inverse_time: change once per period
+    lr_power: float = 1.0  # polynomial
+    min_learning_rate: float = 0.0  # cosine, polynomial and plateau floor
+    plateau_patience: int = 5  # epochs without a lower validation error before dividing
+    # Runs that survive (kerascnn/training/resume.py, transfer.py).
+    early_stopping: int | None = None  # patience in epochs on validation error
+    init_from: str | None = None  # run directory, .keras or .weights.h5
+    freeze_until: str | None = None  # layers up to and including this one are frozen
+    trainable_from: str | None = None  # layers before this one are frozen
+    # Speed.
+    mixed_precision: str | None = None  # float16 or bfloat16
+    jit_compile: bool = False
+    steps_per_execution: int = 1
 
     def __post_init__(self) -> None:
-        positive = {"epochs": self.epochs, "batch_size": self.batch_size}
+        positive = {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "steps_per_execution": self.steps_per_execution,
+            "plateau_patience": self.plateau_patience,
+        }
+        if self.early_stopping is not None:
+            positive["early_stopping"] = self.early_stopping
         for key, value in positive.items():
             if value < 1:
                 raise InvalidArgumentError(f"{key} must be at least 1; received {value}")
@@ -59,6 +97,7 @@ class TrainConfig:
                     f"received {self.image_size!r}"
                 )
             self.image_size = size
+        _check_training_fields(self)
         if self.run_name is not None and (
             not self.run_name or "/" in self.run_name or self.run_name in (".", "..")
         ):
@@ -159,6 +198,10 @@ def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
         if not isinstance(value, dict):
             raise bad
         return dict(value)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise bad
+        return [_coerce(key, v, args[0], source) for v in value]
     raise TypeError(f"unsupported config type {hint}")
 
 
@@ -168,4 +211,45 @@ def _type_name(hint: Any) -> str:
         return f"a list of {len(typing.get_args(hint))} integers"
     if origin is dict:
         return "a mapping"
+    if origin is list:
+        return "a list of numbers"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
+
+
+def _check_training_fields(config: TrainConfig) -> None:
+    """Range and choice checks of the optimisation and speed fields (names are checked
+    against their registries when training starts)."""
+    choices = {
+        "decay_mode": (config.decay_mode, ("l2", "decoupled")),
+        "mixed_precision": (config.mixed_precision, (None, "float16", "bfloat16")),
+    }
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            names = ", ".join(str(a) for a in allowed if a is not None)
+            raise InvalidArgumentError(f"{key} must be one of {names}; received {value!r}")
+    non_negative = {
+        "weight_decay": config.weight_decay,
+        "warmup_epochs": config.warmup_epochs,
+        "min_learning_rate": config.min_learning_rate,
+        "momentum": config.momentum,
+    }
+    for key, value in non_negative.items():
+        if value < 0:
+            raise InvalidArgumentError(f"{key} must be at least 0; received {value}")
+    if not 0 <= config.label_smoothing < 1:
+        raise InvalidArgumentError(
+            f"label_smoothing must be in [0, 1); received {config.label_smoothing}"
+        )
+    if not config.lr_decay_factor > 0 or not config.lr_decay_epochs > 0:
+        raise InvalidArgumentError(
+            "lr_decay_factor and lr_decay_epochs must be positive; received "
+            f"{config.lr_decay_factor} and {config.lr_decay_epochs}"
+        )
+    if list(config.lr_milestones) != sorted(config.lr_milestones) or any(
+        m <= 0 for m in config.lr_milestones
+    ):
+        raise InvalidArgumentError(
+            f"lr_milestones must be increasing positive epochs; received {config.lr_milestones}"
+        )
+    if config.freeze_until and config.trainable_from:
+        raise InvalidArgumentError("give freeze_until or trainable_from, not both")

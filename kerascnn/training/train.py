@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,15 +12,24 @@ import keras
 import numpy as np
 
 from kerascnn.data import build_dataset, load_dataset
-from kerascnn.errors import InvalidArgumentError
+from kerascnn.errors import InvalidArgumentError, TrainingDivergedError
 from kerascnn.files import write_text_atomically
 from kerascnn.models import MODELS, create_model
 from kerascnn.models.layers import activation_output
 from kerascnn.training.auxiliary import AuxiliaryLossModel, inference_model
-from kerascnn.training.callbacks import Checkpoints, RecordLearningRate, save_atomically
+from kerascnn.training.callbacks import (
+    Checkpoints,
+    RecordErrors,
+    RecordLearningRate,
+    StopOnNaN,
+    save_atomically,
+)
 from kerascnn.training.config import TrainConfig, write_yaml
 from kerascnn.training.losses import LOSSES, create_loss
-from kerascnn.training.optimizers import OPTIMIZERS, create_optimizer
+from kerascnn.training.optimizers import OPTIMIZERS, apply_weight_decay, create_optimizer
+from kerascnn.training.resume import BACKUP, RunBackup, remove_backup
+from kerascnn.training.resume import prepare_run_dir as prepare_resumable_run_dir
+from kerascnn.training.schedules import SCHEDULES, learning_rate_for, schedule_callbacks
 
 SPLITS = ("train", "validation", "test")
 
@@ -43,20 +51,18 @@ def check_config(config: TrainConfig) -> None:
     from kerascnn.data import DATASETS
 
     DATASETS.get(config.dataset)
+    SCHEDULES.get(config.schedule)
+    spec = MODELS.get(config.model)
+    loss_name = config.loss
+    if loss_name == "auto":
+        loss_name = spec.training_loss({**spec.options, **config.model_options})
+    create_loss(loss_name, config.label_smoothing)
 
 
-def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> Path:
-    """Create an empty run directory; an existing non-empty one needs ``overwrite``."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise InvalidArgumentError(
-                f"run directory {run_dir} already exists; choose another --run-name "
-                f"or pass --overwrite"
-            )
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+def prepare_run_dir(run_dir: str | Path, overwrite: bool, config: dict | None = None) -> Path:
+    """An empty run directory, or an interrupted run's to continue (training/resume.py); a
+    completed run needs ``overwrite``."""
+    return prepare_resumable_run_dir(run_dir, overwrite, config)
 
 
 def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int | str = "auto"):
@@ -74,6 +80,18 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
         ValueError: unknown model, dataset or optimiser, or a bad model option or size.
     """
     check_config(config)
+    previous_policy = keras.mixed_precision.global_policy()
+    if config.mixed_precision:
+        # Variables stay float32; the loss casts the logits to float32 and the inference
+        # model's softmax is float32 (models/layers.activation_output).
+        keras.mixed_precision.set_global_policy(f"mixed_{config.mixed_precision}")
+    try:
+        return _train_and_evaluate(config, run_dir, verbose=verbose)
+    finally:
+        keras.mixed_precision.set_global_policy(previous_policy)
+
+
+def _train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int | str = "auto"):
     keras.utils.set_random_seed(config.seed)
     spec = MODELS.get(config.model)
     dataset = load_dataset(config.dataset)
@@ -90,11 +108,14 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
         config.model,
         input_shape=input_shape,
         num_classes=dataset.num_classes,
-        classifier_activation=None,
+        # Under mixed precision a float32 identity on the logits, so the metrics and the loss
+        # see float32 (models/layers.activation_output); with_softmax replaces it.
+        classifier_activation="linear" if config.mixed_precision else None,
         **model_options,
     )
     if len(model.outputs) > 1:
         model = AuxiliaryLossModel(model, spec.auxiliary_loss_weights, name=model.name)
+    transfer_notes = prepare_transfer(model, config)
     loss_name = config.loss
     if loss_name == "auto":
         loss_name = spec.training_loss({**spec.options, **config.model_options})
@@ -111,20 +132,49 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
             seed=config.seed,
         )
 
+    steps_per_epoch = max(1, -(-len(dataset.train) // config.batch_size))
+    optimizer = create_optimizer(
+        config.optimizer,
+        learning_rate_for(config, steps_per_epoch),
+        momentum=config.momentum,
+        nesterov=config.nesterov,
+        options=config.optimizer_options,
+    )
+    apply_weight_decay(
+        model,
+        optimizer,
+        config.weight_decay,
+        config.decay_mode,
+        bias_and_norm=config.decay_bias_and_norm,
+    )
     metrics = ["accuracy"]
     if dataset.num_classes > 5:
         metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5_accuracy"))
     model.compile(
-        optimizer=create_optimizer(config.optimizer, config.learning_rate),
-        loss=create_loss(loss_name),
+        optimizer=optimizer,
+        loss=create_loss(loss_name, config.label_smoothing),
         metrics=metrics,
+        jit_compile=True if config.jit_compile else "auto",
+        steps_per_execution=config.steps_per_execution,
     )
     checkpoints = Checkpoints(run_dir / "checkpoints", monitor="val_accuracy")
+    stop_on_nan = StopOnNaN()
+    backup = RunBackup(run_dir / BACKUP, checkpoints)
     callbacks = [
-        RecordLearningRate(),  # first, so the history and the later callbacks see it
+        stop_on_nan,
+        RecordLearningRate(),  # early, so the history and the later callbacks see it
+        RecordErrors(),
+        *schedule_callbacks(config, steps_per_epoch),
         keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=True),
         checkpoints,
+        backup,  # after the checkpoints, so the best value it saves is this epoch's
     ]
+    if config.early_stopping:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", mode="max", patience=config.early_stopping, verbose=1
+            )
+        )
     started = time.perf_counter()
     history = model.fit(
         pipeline("train", training=True),
@@ -135,24 +185,41 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
         verbose=verbose,
     )
     train_seconds = time.perf_counter() - started
-    epochs_completed = len(history.epoch)
+    if stop_on_nan.diverged:
+        epoch, batch = stop_on_nan.diverged
+        raise TrainingDivergedError(
+            f"training diverged: the loss became NaN or infinite at epoch {epoch}, batch "
+            f"{batch}; try a lower --learning-rate (rerun with --overwrite)"
+        )
+    # The whole run's history, epochs before a resume included.
+    full_history = backup.history or history.history
+    epochs_completed = backup.restored_epoch + len(history.epoch)
 
     best = inference_model(keras.saving.load_model(run_dir / "checkpoints" / "best.keras"))
-    best.compile(loss=create_loss(loss_name), metrics=[_fresh(m) for m in metrics])
+    if config.mixed_precision:
+        best = as_float32(best)
+    best.compile(
+        loss=create_loss(loss_name, config.label_smoothing), metrics=[_fresh(m) for m in metrics]
+    )
     evaluation = {
         split: best.evaluate(pipeline(split), verbose=0, return_dict=True) for split in SPLITS
     }
     inference = with_softmax(best)
     save_atomically(inference, run_dir / "model.keras")
     result_metrics = {
-        **{split: _plain(values) for split, values in evaluation.items()},
+        **{split: with_errors(_plain(values)) for split, values in evaluation.items()},
         "loss_function": loss_name,
         "epochs_completed": epochs_completed,
         "best_epoch": checkpoints.best_epoch,
         "train_seconds": round(train_seconds, 3),
-        "train_images_per_second": round(epochs_completed * len(dataset.train) / train_seconds, 1),
-        "history": {key: [float(v) for v in values] for key, values in history.history.items()},
+        "train_images_per_second": round(
+            len(history.epoch) * len(dataset.train) / max(train_seconds, 1e-9), 1
+        ),
+        "resumed_from_epoch": backup.restored_epoch,
+        "history": {key: [float(v) for v in values] for key, values in full_history.items()},
     }
+    if transfer_notes:
+        result_metrics["transfer"] = transfer_notes
     metadata = {
         "model": config.model,
         "model_title": spec.title,
@@ -174,13 +241,53 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
     }
     write_text_atomically(run_dir / "metrics.json", json.dumps(result_metrics, indent=2) + "\n")
     write_text_atomically(run_dir / "metadata.json", json.dumps(metadata, indent=2) + "\n")
+    remove_backup(run_dir)
     return TrainResult(run_dir=run_dir, metrics=result_metrics, metadata=metadata, model=inference)
 
 
 def with_softmax(logits_model: keras.Model) -> keras.Model:
     """The inference model: the trained layers with the float32 softmax put back on top."""
-    outputs = activation_output(logits_model.output, "softmax")
+    logits = logits_model.output
+    last = logits_model.layers[-1]
+    if last.name == "classifier_activation":  # the float32 logits of mixed precision
+        logits = last.input
+    outputs = activation_output(logits, "softmax")
     return keras.Model(logits_model.input, outputs, name=logits_model.name)
+
+
+def with_errors(values: dict[str, float]) -> dict[str, float]:
+    """The papers' top-1 and top-5 error beside the accuracies."""
+    errors = {"top1_error": "accuracy", "top5_error": "top5_accuracy"}
+    return {**values, **{e: round(1 - values[a], 6) for e, a in errors.items() if a in values}}
+
+
+def as_float32(model: keras.Model) -> keras.Model:
+    """A copy of a mixed-precision model computing in float32 with the same weights, so the
+    saved and exported artifacts are plain float32."""
+    clone = keras.models.clone_model(
+        model,
+        clone_function=lambda layer: layer.__class__.from_config(
+            {**layer.get_config(), "dtype": "float32"}
+        ),
+    )
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def prepare_transfer(model: keras.Model, config: TrainConfig) -> list[str]:
+    """``--init-from`` and ``--freeze-until``/``--trainable-from``; lines saying what was
+    done (printed, and kept in metrics.json)."""
+    from kerascnn.training.transfer import freeze, init_from
+
+    notes = []
+    if config.init_from:
+        notes += init_from(model, config.init_from).lines()
+    frozen = freeze(model, until=config.freeze_until, trainable_from=config.trainable_from)
+    if frozen:
+        notes.append(f"frozen {len(frozen)} layers: {frozen[0]} ... {frozen[-1]}")
+    for note in notes:
+        print(note)
+    return notes
 
 
 def _fresh(metric):
@@ -219,7 +326,9 @@ def run_training(config: TrainConfig, *, verbose: int | str = "auto") -> RunOutc
         config.model, input_shape=(height, width, spec.input_shape[-1]), **config.model_options
     )
     keras.backend.clear_session()
-    run_dir = prepare_run_dir(Path(config.output_dir) / run_name, config.overwrite)
+    run_dir = prepare_run_dir(
+        Path(config.output_dir) / run_name, config.overwrite, config.to_dict()
+    )
     result = train_and_evaluate(config, run_dir, verbose=verbose)
 
     exported = None
