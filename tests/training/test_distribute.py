@@ -62,6 +62,7 @@ def invoke(args):
         (["--strategy", "multi-worker"], "KERAS_BACKEND=jax"),
         (["--strategy", "everywhere"], "--strategy"),
         (["--num-workers", "0"], "--num-workers"),
+        (["--strategy", "tpu"], "no TPU found"),
     ],
 )
 def test_strategy_mistakes_are_one_line_errors(tmp_path, args, message):
@@ -91,7 +92,8 @@ MIRRORED = textwrap.dedent(
 
 @pytest.mark.slow
 def test_mirrored_strategy_trains_with_two_replicas(tmp_path):
-    args = ["--strategy", "mirrored", "--epochs", "1", "--run-name", "m", "--no-export"]
+    args = ["--strategy", "mirrored", "--epochs", "1", "--batch-size", "64", "--run-name", "m"]
+    args += ["--no-export"]
     args += ["--output-dir", str(tmp_path), "--tb-images-every", "1"]
     done = subprocess.run(
         [sys.executable, "-c", MIRRORED, *args],
@@ -127,7 +129,8 @@ def test_two_workers_train_in_step_and_end_with_identical_weights(tmp_path):
     for index in range(2):
         args = ["--strategy", "multi-worker", "--coordinator", coordinator]
         args += ["--num-workers", "2", "--worker-index", str(index)]
-        args += ["--epochs", "2", "--run-name", "mw", "--output-dir", str(tmp_path / "runs")]
+        args += ["--epochs", "2", "--batch-size", "64", "--run-name", "mw"]
+        args += ["--output-dir", str(tmp_path / "runs")]
         args += ["--export-dir", str(tmp_path / "exports")]
         workers.append(
             subprocess.Popen(
