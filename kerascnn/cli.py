@@ -64,6 +64,23 @@ class ImageSize(click.ParamType):
         return (parts[0], parts[-1])
 
 
+class BatchRange(click.ParamType):
+    """``A,B`` (batches A to B, 1-based) or ``A`` (one batch)."""
+
+    name = "A,B"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        try:
+            parts = [int(p) for p in str(value).split(",")]
+        except ValueError:
+            parts = []
+        if len(parts) not in (1, 2) or not 1 <= parts[0] <= parts[-1]:
+            self.fail(f"expected A,B with 1 <= A <= B, got {value!r}", param, ctx)
+        return (parts[0], parts[-1])
+
+
 def parse_options(values: tuple[str, ...]) -> dict:
     """``--model-option variant=modern`` -> ``{"variant": "modern"}`` (values parsed as YAML
     scalars, so numbers and booleans keep their types; nothing is evaluated)."""
@@ -148,13 +165,32 @@ def main():
 )
 @click.option("--report", is_flag=True, default=False, help="Write RUN_DIR/report.html at the end.")
 @click.option(
+    "--histogram-freq", type=click.IntRange(min=0), help="Weight histograms every N epochs. [0]"
+)
+@click.option(
+    "--tb-images-every",
+    type=click.IntRange(min=0),
+    help="Confusion matrix and misclassified images every N epochs and at the last. [5]",
+)
+@click.option("--profile-batches", type=BatchRange(), help="Profile batches A to B. [none]")
+@click.option(
+    "--strategy",
+    type=click.Choice(["auto", "one-device", "mirrored", "multi-worker", "tpu"]),
+    help="Distribution strategy (multi-worker: KERAS_BACKEND=jax). [auto]",
+)
+@click.option("--coordinator", "coordinator", metavar="HOST:PORT", help="Multi-worker: worker 0.")
+@click.option("--num-workers", type=click.IntRange(min=1), help="Multi-worker: processes.")
+@click.option("--worker-index", type=click.IntRange(min=0), help="Multi-worker: this one's.")
+@click.option(
     "--config",
     "config_file",
     type=click.Path(dir_okay=False),
     help="YAML file of training settings; flags override it.",
 )
 @click.option("--recipe", help="A paper's recipe (see `kerascnn recipes`); --config overrides it.")
-def train(config_file, recipe, model_options, report, **flags):
+def train(
+    config_file, recipe, model_options, report, coordinator, num_workers, worker_index, **flags
+):
     """Train a model, evaluate it on held-out data and export it.
 
     With no arguments: LeNet-5 on the embedded digits dataset. Writes TensorBoard logs,
@@ -162,6 +198,7 @@ def train(config_file, recipe, model_options, report, **flags):
     SavedModel (1/) and model.tflite under saved_models/<run-name>/.
     """
     from kerascnn.training import run_training
+    from kerascnn.training.distribute import resolve_cluster
     from kerascnn.training.recipes import resolve_config
 
     config = resolve_config(recipe, config_file)
@@ -169,7 +206,10 @@ def train(config_file, recipe, model_options, report, **flags):
     if model_options:
         overrides["model_options"] = {**config.model_options, **parse_options(model_options)}
     config = config.updated(**overrides)
-    outcome = run_training(config)
+    cluster = None
+    if config.strategy == "multi-worker":
+        cluster = resolve_cluster(coordinator, num_workers, worker_index)
+    outcome = run_training(config, cluster=cluster)
     print_summary(outcome)
     if report:
         from kerascnn.inspect.report import write_report
@@ -218,6 +258,7 @@ def print_summary(outcome) -> None:
     if outcome.export is not None:
         rows.append(("export", f"{outcome.export.directory}   (model.keras, 1/, model.tflite)"))
         rows += [(f"parity {k}", parity_line(v)) for k, v in outcome.export.parity.items()]
+    rows += [("note", note) for note in outcome.notes]
     click.echo("")
     for key, value in rows:
         click.echo(f"  {key:<20} {value}")
@@ -530,6 +571,25 @@ def report(run_dir):
     from kerascnn.inspect.report import write_report
 
     click.echo(f"report in {write_report(run_dir)}")
+
+
+@main.command(cls=Command)
+@click.argument("runs_dir", required=False, default="runs", type=click.Path())
+@click.option("--port", type=click.IntRange(1, 65535), default=6006, show_default=True)
+def tensorboard(runs_dir, port):
+    """Start TensorBoard on RUNS_DIR [runs], on 127.0.0.1 only (Ctrl-C stops it)."""
+    import subprocess
+
+    from kerascnn.errors import MissingFileError
+    from kerascnn.training.tensorboard import tensorboard_command
+
+    if not Path(runs_dir).is_dir():
+        raise MissingFileError(f"no runs directory {runs_dir}")
+    click.echo(f"TensorBoard on http://127.0.0.1:{port}/ for {runs_dir}")
+    try:
+        return subprocess.call(tensorboard_command(runs_dir, port))
+    except KeyboardInterrupt:
+        return 0
 
 
 train = main.command(cls=Command)(train)

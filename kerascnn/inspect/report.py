@@ -80,7 +80,9 @@ def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) 
     return matrix
 
 
-def confusion_picture(matrix: np.ndarray, class_names: list[str]) -> np.ndarray:
+def confusion_picture(
+    matrix: np.ndarray, class_names: list[str], title: str = "confusion matrix (test)"
+) -> np.ndarray:
     import matplotlib.pyplot as plt
 
     size = max(4.0, 0.45 * len(class_names) + 1.5)
@@ -96,7 +98,7 @@ def confusion_picture(matrix: np.ndarray, class_names: list[str]) -> np.ndarray:
                 ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color=colour)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title("confusion matrix (test)")
+    ax.set_title(title)
     figure.tight_layout()
     return draw.figure_to_array(figure)
 

@@ -72,6 +72,14 @@ class TrainConfig:
     mixed_precision: str | None = None  # float16 or bfloat16
     jit_compile: bool = False
     steps_per_execution: int = 1
+    # TensorBoard (kerascnn/training/tensorboard.py): weight histograms every N epochs (0:
+    # none), validation pictures every N epochs and at the last (0: the last only), and the
+    # batches (first, last) to profile.
+    histogram_freq: int = 0
+    tb_images_every: int = 5
+    profile_batches: tuple[int, int] | None = None
+    # auto|one-device|mirrored|multi-worker|tpu (kerascnn/training/distribute.py).
+    strategy: str = "auto"
 
     def __post_init__(self) -> None:
         positive = {
@@ -89,6 +97,21 @@ class TrainConfig:
             raise InvalidArgumentError(
                 f"learning_rate must be positive; received {self.learning_rate}"
             )
+        for key in ("histogram_freq", "tb_images_every"):
+            if getattr(self, key) < 0:
+                raise InvalidArgumentError(
+                    f"{key} must be 0 or more; received {getattr(self, key)}"
+                )
+        if self.profile_batches is not None:
+            first, last = self.profile_batches = tuple(self.profile_batches)
+            if not 1 <= first <= last:
+                raise InvalidArgumentError(
+                    f"profile_batches must be two batch numbers A,B with 1 <= A <= B; "
+                    f"received {self.profile_batches!r}"
+                )
+        from kerascnn.training.distribute import check_strategy
+
+        check_strategy(self.strategy)
         if self.image_size is not None:
             size = tuple(self.image_size)
             if len(size) != 2 or any(s < 1 for s in size):

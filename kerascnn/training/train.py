@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from kerascnn.errors import InvalidArgumentError, TrainingDivergedError
 from kerascnn.files import write_text_atomically
 from kerascnn.models import MODELS, create_model
 from kerascnn.models.layers import activation_output
+from kerascnn.training import distribute
+from kerascnn.training import tensorboard as board
 from kerascnn.training.auxiliary import AuxiliaryLossModel, inference_model
 from kerascnn.training.callbacks import (
     Checkpoints,
@@ -65,7 +68,13 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool, config: dict | None = 
     return prepare_resumable_run_dir(run_dir, overwrite, config)
 
 
-def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int | str = "auto"):
+def train_and_evaluate(
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    verbose: int | str = "auto",
+    distribution: distribute.Distribution | None = None,
+):
     """Train ``config.model`` on ``config.dataset`` and evaluate the best checkpoint.
 
     Writes into ``run_dir``: ``logs/`` (TensorBoard), ``checkpoints/{last,best}.keras``
@@ -78,20 +87,31 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
 
     Raises:
         ValueError: unknown model, dataset or optimiser, or a bad model option or size.
+
+    ``distribution`` is the run's strategy, set up from ``config.strategy`` when not given.
     """
     check_config(config)
+    distribution = distribution or distribute.setup(config.strategy)
+    distribution.activate()
+    distribute.check_batch_size(config.batch_size, distribution)
     previous_policy = keras.mixed_precision.global_policy()
     if config.mixed_precision:
         # Variables stay float32; the loss casts the logits to float32 and the inference
         # model's softmax is float32 (models/layers.activation_output).
         keras.mixed_precision.set_global_policy(f"mixed_{config.mixed_precision}")
     try:
-        return _train_and_evaluate(config, run_dir, verbose=verbose)
+        return _train_and_evaluate(config, run_dir, verbose=verbose, distribution=distribution)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
 
-def _train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int | str = "auto"):
+def _train_and_evaluate(
+    config: TrainConfig,
+    run_dir: str | Path,
+    *,
+    verbose: int | str,
+    distribution: distribute.Distribution,
+):
     keras.utils.set_random_seed(config.seed)
     spec = MODELS.get(config.model)
     dataset = load_dataset(config.dataset)
@@ -104,18 +124,19 @@ def _train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: in
     model_options = dict(config.model_options)
     if spec.auxiliary_loss_weights:
         model_options.setdefault("aux_logits", True)
-    model = create_model(
-        config.model,
-        input_shape=input_shape,
-        num_classes=dataset.num_classes,
-        # Under mixed precision a float32 identity on the logits, so the metrics and the loss
-        # see float32 (models/layers.activation_output); with_softmax replaces it.
-        classifier_activation="linear" if config.mixed_precision else None,
-        **model_options,
-    )
-    if len(model.outputs) > 1:
-        model = AuxiliaryLossModel(model, spec.auxiliary_loss_weights, name=model.name)
-    transfer_notes = prepare_transfer(model, config)
+    with distribution.scope():  # built and compiled in the strategy's scope
+        model = create_model(
+            config.model,
+            input_shape=input_shape,
+            num_classes=dataset.num_classes,
+            # Under mixed precision a float32 identity on the logits, so the metrics and the
+            # loss see float32 (models/layers.activation_output); with_softmax replaces it.
+            classifier_activation="linear" if config.mixed_precision else None,
+            **model_options,
+        )
+        if len(model.outputs) > 1:
+            model = AuxiliaryLossModel(model, spec.auxiliary_loss_weights, name=model.name)
+        transfer_notes = prepare_transfer(model, config)
     loss_name = config.loss
     if loss_name == "auto":
         loss_name = spec.training_loss({**spec.options, **config.model_options})
@@ -133,30 +154,31 @@ def _train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: in
         )
 
     steps_per_epoch = max(1, -(-len(dataset.train) // config.batch_size))
-    optimizer = create_optimizer(
-        config.optimizer,
-        learning_rate_for(config, steps_per_epoch),
-        momentum=config.momentum,
-        nesterov=config.nesterov,
-        options=config.optimizer_options,
-    )
-    apply_weight_decay(
-        model,
-        optimizer,
-        config.weight_decay,
-        config.decay_mode,
-        bias_and_norm=config.decay_bias_and_norm,
-    )
     metrics = ["accuracy"]
     if dataset.num_classes > 5:
         metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5_accuracy"))
-    model.compile(
-        optimizer=optimizer,
-        loss=create_loss(loss_name, config.label_smoothing),
-        metrics=metrics,
-        jit_compile=True if config.jit_compile else "auto",
-        steps_per_execution=config.steps_per_execution,
-    )
+    with distribution.scope():
+        optimizer = create_optimizer(
+            config.optimizer,
+            learning_rate_for(config, steps_per_epoch),
+            momentum=config.momentum,
+            nesterov=config.nesterov,
+            options=config.optimizer_options,
+        )
+        apply_weight_decay(
+            model,
+            optimizer,
+            config.weight_decay,
+            config.decay_mode,
+            bias_and_norm=config.decay_bias_and_norm,
+        )
+        model.compile(
+            optimizer=optimizer,
+            loss=create_loss(loss_name, config.label_smoothing),
+            metrics=metrics,
+            jit_compile=True if config.jit_compile else "auto",
+            steps_per_execution=config.steps_per_execution,
+        )
     checkpoints = Checkpoints(run_dir / "checkpoints", monitor="val_accuracy")
     stop_on_nan = StopOnNaN()
     backup = RunBackup(run_dir / BACKUP, checkpoints)
@@ -165,7 +187,14 @@ def _train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: in
         RecordLearningRate(),  # early, so the history and the later callbacks see it
         RecordErrors(),
         *schedule_callbacks(config, steps_per_epoch),
-        keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=True),
+        *board.callbacks(
+            config,
+            run_dir / "logs",
+            train_images=pipeline("train", training=True),
+            validation_data=pipeline("validation"),
+            class_names=list(dataset.class_names),
+            distribution=distribution,
+        ),
         checkpoints,
         backup,  # after the checkpoints, so the best value it saves is this epoch's
     ]
@@ -177,8 +206,12 @@ def _train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: in
         )
     started = time.perf_counter()
     history = model.fit(
-        pipeline("train", training=True),
-        validation_data=pipeline("validation"),
+        distribute.shard_evenly(
+            pipeline("train", training=True), config.batch_size, len(dataset.train), distribution
+        ),
+        validation_data=distribute.shard_evenly(
+            pipeline("validation"), config.batch_size, len(dataset.validation), distribution
+        ),
         epochs=config.epochs,
         callbacks=callbacks,
         shuffle=False,  # the pipeline shuffles
@@ -194,6 +227,8 @@ def _train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: in
     # The whole run's history, epochs before a resume included.
     full_history = backup.history or history.history
     epochs_completed = backup.restored_epoch + len(history.epoch)
+    # Every worker evaluates the best checkpoint on whole splits, on its own devices.
+    distribute.end_of_training(distribution)
 
     best = inference_model(keras.saving.load_model(run_dir / "checkpoints" / "best.keras"))
     if config.mixed_precision:
@@ -238,7 +273,9 @@ def _train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: in
         "auxiliary_loss_weights": list(getattr(model, "auxiliary_loss_weights", ())),
         "parameters": inference.count_params(),
         "trainable_parameters": sum(int(np.prod(w.shape)) for w in inference.trainable_weights),
+        "distribution": distribution.describe(),
     }
+    board.write_hparams(run_dir / "logs", config.to_dict(), result_metrics, epochs_completed)
     write_text_atomically(run_dir / "metrics.json", json.dumps(result_metrics, indent=2) + "\n")
     write_text_atomically(run_dir / "metadata.json", json.dumps(metadata, indent=2) + "\n")
     remove_backup(run_dir)
@@ -302,16 +339,30 @@ def _plain(values: dict[str, Any]) -> dict[str, float]:
 class RunOutcome:
     result: TrainResult
     export: Any  # kerascnn.export.ExportResult, or None with export disabled
+    notes: list[str] = dataclasses.field(default_factory=list)  # lines for the summary
 
 
-def run_training(config: TrainConfig, *, verbose: int | str = "auto") -> RunOutcome:
+def run_training(
+    config: TrainConfig,
+    *,
+    verbose: int | str = "auto",
+    cluster: distribute.Cluster | None = None,
+) -> RunOutcome:
     """What ``kerascnn train`` does: check everything a user can get wrong before any work,
     train and evaluate into ``output_dir/<run-name>``, then export to
-    ``export_dir/<run-name>`` with a parity check on the test split."""
+    ``export_dir/<run-name>`` with a parity check on the test split.
+
+    Under ``--strategy multi-worker`` (``cluster``, or ``TF_CONFIG``), worker 0 writes the
+    run directory; the other workers write theirs to a new temporary directory, so no two
+    workers write the same file. The export is left to ``kerascnn export RUN_DIR`` (it needs
+    the TensorFlow backend)."""
     from kerascnn.data import split_arrays
     from kerascnn.export import export_model
 
     check_config(config)
+    # Before any model is built: jax.distributed must start before any JAX computation.
+    distribution = distribute.setup(config.strategy, cluster)
+    distribute.check_batch_size(config.batch_size, distribution)
     run_name = config.resolved_run_name()
     destination = Path(config.export_dir) / run_name
     if config.export and destination.exists() and not config.overwrite:
@@ -326,13 +377,23 @@ def run_training(config: TrainConfig, *, verbose: int | str = "auto") -> RunOutc
         config.model, input_shape=(height, width, spec.input_shape[-1]), **config.model_options
     )
     keras.backend.clear_session()
-    run_dir = prepare_run_dir(
-        Path(config.output_dir) / run_name, config.overwrite, config.to_dict()
-    )
-    result = train_and_evaluate(config, run_dir, verbose=verbose)
+    if distribution.is_chief:
+        run_dir = prepare_run_dir(
+            Path(config.output_dir) / run_name, config.overwrite, config.to_dict()
+        )
+    else:
+        run_dir = distribute.worker_scratch_dir(run_name, distribution)
+    result = train_and_evaluate(config, run_dir, verbose=verbose, distribution=distribution)
 
     exported = None
-    if config.export:
+    notes = []
+    if config.export and distribution.multi_worker:
+        notes.append(
+            f"export skipped under multi-worker (JAX backend); run `kerascnn export {run_dir}`"
+            if distribution.is_chief
+            else "export skipped: worker 0 holds the run"
+        )
+    elif config.export:
         dataset = load_dataset(config.dataset)
         images, _ = split_arrays(
             dataset.test,
@@ -346,7 +407,7 @@ def run_training(config: TrainConfig, *, verbose: int | str = "auto") -> RunOutc
             parity_images=images,
             overwrite=config.overwrite,
         )
-    return RunOutcome(result=result, export=exported)
+    return RunOutcome(result=result, export=exported, notes=notes)
 
 
 def _summary(result: TrainResult) -> dict[str, Any]:
