@@ -351,6 +351,42 @@ def predict(artifact, images, top_k, as_json):
             click.echo(f"  {p['class']:<16} {p['probability']:.4f}")
 
 
+@main.command(cls=Command)
+@click.argument("artifacts", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Batch of the throughput runs.",
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), help="TFLite and ONNX Runtime threads. [all cores]"
+)
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the timings as JSON.")
+def benchmark(artifacts, batch_size, threads, warmup, repeats, as_json):
+    """Latency at batch 1 and throughput at --batch-size of each ARTIFACT (an export
+    directory stands for every artifact in it), the median of --repeats runs after --warmup,
+    with ratios against the Keras model."""
+    from kerascnn import benchmark as bench
+
+    timings = bench.benchmark(
+        artifacts, batch_size=batch_size, threads=threads, warmup=warmup, repeats=repeats
+    )
+    host = bench.machine()
+    if as_json:
+        payload = {"machine": host, "threads": threads, "timings": bench.as_json(timings)}
+        click.echo(json.dumps(payload, indent=2))
+        return
+    click.echo(bench.table(timings))
+    click.echo(
+        f"{host['cpu']}, {host['cores']} cores; median of {repeats} runs after {warmup} "
+        f"warm-up runs; TFLite/ONNX threads: {threads or 'all'}"
+    )
+
+
 @main.group(cls=Group)
 def inspect():
     """See what a trained network learned, as PNG files (and TensorBoard images under
