@@ -9,9 +9,11 @@ Keras probabilities, float16 on >= 99.5% of top-1, full-integer int8 on >= 98% l
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+import time
 
 import keras
 import numpy as np
@@ -51,61 +53,15 @@ def _fresh_keras_session():
     keras.backend.clear_session()
 
 
-@pytest.fixture(scope="module")
-def digits():
+def load_digits():
     data = load_dataset("digits")
     size = {"image_size": (32, 32), "channels": 1}
     return split_arrays(data.train, **size), split_arrays(data.test, **size), data.test
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, digits):
-    """A LeNet-5 (modern variant) trained for a few epochs, saved as a run would be: its
-    model.keras beside a metadata.json naming the dataset and the classes."""
-    (images, labels), _, _ = digits
-    keras.utils.set_random_seed(0)
-    model = kerascnn.create_model("lenet5", num_classes=10, variant="modern")
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-    model.fit(images, labels, epochs=4, batch_size=32, verbose=0)
-    run = tmp_path_factory.mktemp("deploy") / "run"
-    run.mkdir()
-    model.save(run / "model.keras")
-    (run / "metadata.json").write_text(
-        json.dumps({"model": "lenet5", "dataset": "digits", "class_names": CLASS_NAMES})
-    )
-    return run, model
-
-
-@pytest.fixture(scope="module")
-def exported(trained):
-    run, _ = trained
-    result = invoke(
-        [
-            "export", run, "--export-dir", run.parent / "exports", "--name", "lenet5",
-            "--format", "saved_model,tflite,onnx", "--quantize", "none,float16,dynamic,int8",
-            "--top-k", TOP_K,
-        ]
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    return run.parent / "exports" / "lenet5", result.output
-
-
-@pytest.fixture(scope="module")
-def pngs(exported, digits):
-    """Images as a client would send them: test digits (8x8 grayscale PNG) and random RGB
-    and RGBA pictures of other sizes, which the model's graph must convert and resize."""
-    _, _, test = digits
-    directory = exported[0].parent.parent / "images"
-    directory.mkdir()
-    rng = np.random.default_rng(0)
-    pictures = [test.images[i] for i in range(4)]
-    pictures += [rng.integers(0, 256, (40, 52, 3)), rng.integers(0, 256, (20, 24, 4))]
-    paths = []
-    for index, picture in enumerate(pictures):
-        path = directory / f"image{index}.png"
-        path.write_bytes(tf.io.encode_png(np.asarray(picture, "uint8")).numpy())
-        paths.append(path)
-    return paths
+def digits():
+    return load_digits()
 
 
 STANDALONE = """
@@ -160,20 +116,77 @@ STANDALONE = """
 """
 
 
-@pytest.fixture(scope="module")
-def standalone(exported, digits, pngs):
-    """Every artifact run in a fresh Python that never imports kerascnn, on the test split
-    (raw pixels) and, for the SavedModel's bytes signature, on the PNG files."""
-    directory, _ = exported
-    _, (images, _), _ = digits
-    root = directory.parent.parent
-    np.save(root / "images.npy", images)
+def built_once(tmp_path_factory, name, build):
+    """A directory ``build(directory)`` fills once per test session: under pytest-xdist the
+    first worker to get here builds it and the others wait for it, rather than each training
+    and exporting the same model."""
+    base = tmp_path_factory.getbasetemp()
+    root = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    done, failed = root / ".done", root / ".failed"
+    try:
+        root.mkdir()  # atomic: exactly one worker succeeds
+    except FileExistsError:
+        deadline = time.monotonic() + 900
+        while not done.exists():
+            if failed.exists():
+                pytest.fail(f"another worker failed to build {root}: {failed.read_text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"timed out waiting for another worker to build {root}")
+            time.sleep(0.2)
+        return root
+    try:
+        build(root)
+    except BaseException as error:
+        failed.write_text(repr(error)[:3000])
+        raise
+    done.write_text("")
+    return root
+
+
+def build_deployment(root):
+    """Train, export with the CLI, write client images and run every artifact outside
+    kerascnn; everything the tests look at lands under ``root``."""
+    (images, labels), (test_images, _), test = load_digits()
+    # A LeNet-5 (modern variant) trained for a few epochs, saved as a run would be: its
+    # model.keras beside a metadata.json naming the dataset and the classes.
+    keras.utils.set_random_seed(0)
+    model = kerascnn.create_model("lenet5", num_classes=10, variant="modern")
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    model.fit(images, labels, epochs=4, batch_size=32, verbose=0)
+    run = root / "run"
+    run.mkdir()
+    model.save(run / "model.keras")
+    (run / "metadata.json").write_text(
+        json.dumps({"model": "lenet5", "dataset": "digits", "class_names": CLASS_NAMES})
+    )
+    result = invoke(
+        [
+            "export", run, "--export-dir", root / "exports", "--name", "lenet5",
+            "--format", "saved_model,tflite,onnx", "--quantize", "none,float16,dynamic,int8",
+            "--top-k", TOP_K,
+        ]
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (root / "export.txt").write_text(result.output)
+    # Images as a client would send them: test digits (8x8 grayscale PNG) and random RGB
+    # and RGBA pictures of other sizes, which the model's graph must convert and resize.
+    (root / "images").mkdir()
+    rng = np.random.default_rng(0)
+    pictures = [test.images[i] for i in range(4)]
+    pictures += [rng.integers(0, 256, (40, 52, 3)), rng.integers(0, 256, (20, 24, 4))]
+    pngs = []
+    for index, picture in enumerate(pictures):
+        path = root / "images" / f"image{index}.png"
+        path.write_bytes(tf.io.encode_png(np.asarray(picture, "uint8")).numpy())
+        pngs.append(str(path))
+    # Every artifact run in a fresh Python that never imports kerascnn, on the test split
+    # (raw pixels) and, for the SavedModel's bytes signature, on the PNG files.
+    np.save(root / "images.npy", test_images)
     script = root / "standalone.py"
     script.write_text(textwrap.dedent(STANDALONE))
-    out = root / "outputs.npz"
+    arguments = [root / "exports" / "lenet5", root / "images.npy", root / "outputs.npz"]
     done = subprocess.run(
-        [sys.executable, script, directory, root / "images.npy", out, json.dumps(TFLITE_FILES)]
-        + [str(p) for p in pngs],
+        [sys.executable, script, *arguments, json.dumps(TFLITE_FILES), *pngs],
         cwd=root,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         capture_output=True,
@@ -182,8 +195,34 @@ def standalone(exported, digits, pngs):
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    return report, dict(np.load(out))
+    (root / "report.json").write_text(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    return built_once(tmp_path_factory, "deployment", build_deployment)
+
+
+@pytest.fixture(scope="module")
+def trained(deployment):
+    run = deployment / "run"
+    return run, keras.saving.load_model(run / "model.keras", compile=False)
+
+
+@pytest.fixture(scope="module")
+def exported(deployment):
+    return deployment / "exports" / "lenet5", (deployment / "export.txt").read_text()
+
+
+@pytest.fixture(scope="module")
+def pngs(deployment):
+    return sorted((deployment / "images").glob("*.png"))
+
+
+@pytest.fixture(scope="module")
+def standalone(deployment):
+    report = json.loads((deployment / "report.json").read_text())
+    return report, dict(np.load(deployment / "outputs.npz"))
 
 
 @pytest.fixture(scope="module")
@@ -331,6 +370,20 @@ def test_predict_and_evaluate_every_artifact(exported, pngs, trained, artifact):
     }[artifact]
     key = "keras_accuracy" if artifact == "model.keras" else "accuracy"
     assert metrics["accuracy"] == pytest.approx(parity[name][key])
+
+
+def test_class_names_travel_with_the_files(exported, tmp_path):
+    """Without metadata.json: a .onnx file has them in its metadata, a .tflite file beside
+    labels.txt reads them from there."""
+    directory, _ = exported
+    for name in ("model.onnx", "model_int8.tflite"):
+        alone = tmp_path / name.split(".")[-1]
+        alone.mkdir()
+        shutil.copy(directory / name, alone / name)
+        if name.endswith(".tflite"):
+            shutil.copy(directory / "labels.txt", alone / "labels.txt")
+        artifact = kerascnn.artifacts.load_artifact(alone / name)
+        assert artifact.class_names == CLASS_NAMES
 
 
 # -- benchmark -------------------------------------------------------------------------------
