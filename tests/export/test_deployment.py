@@ -25,7 +25,9 @@ import kerascnn
 import kerascnn.export
 from kerascnn.cli import main
 from kerascnn.data import load_dataset, split_arrays
+from kerascnn.data.pipeline import convert_channels
 from kerascnn.errors import ExportError
+from kerascnn.export.saved_model import to_channels
 
 pytestmark = pytest.mark.slow
 
@@ -337,6 +339,21 @@ def test_metadata_records_the_measured_parity(exported, standalone, keras_probab
             np.abs(probabilities - keras_probabilities).max(), abs=1e-3
         )
         assert figures["keras_accuracy"] == pytest.approx(accuracy(keras_probabilities, labels))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("have", [1, 2, 3, 4])
+def test_graph_channel_conversion_matches_the_pipeline(channels, have):
+    """serving_bytes converts channels known only at run time as the training pipeline does
+    for known ones (gray + alpha, which the pipeline never meets, is taken as gray)."""
+    image = np.random.default_rng(have).integers(0, 256, (5, 6, have)).astype("float32")
+    convert = tf.function(
+        lambda x: to_channels(x, channels),
+        input_signature=[tf.TensorSpec([None, None, None], tf.float32)],
+    )
+    reference = image[..., :1] if have == 2 else image
+    expected = convert_channels(tf.constant(reference), channels).numpy()
+    np.testing.assert_allclose(convert(tf.constant(image)).numpy(), expected)
 
 
 # -- predict and evaluate on every kind -----------------------------------------------------
