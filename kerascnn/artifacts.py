@@ -14,7 +14,10 @@ import numpy as np
 
 from kerascnn.errors import InvalidArgumentError, MissingFileError
 
-KINDS = "a .keras file, a .tflite file, a SavedModel directory, or a run or export directory"
+KINDS = (
+    "a .keras file, a .tflite file, a .onnx file, a SavedModel directory, or a run or export "
+    "directory"
+)
 
 
 @dataclass
@@ -22,7 +25,7 @@ class Artifact:
     """A loaded model of any kind. ``predict(images)`` takes raw pixels (N, H, W, C)."""
 
     path: Path
-    kind: str  # "keras", "saved_model" or "tflite"
+    kind: str  # "keras", "saved_model", "tflite" or "onnx"
     input_shape: tuple[int, int, int]
     run: Callable[[np.ndarray], np.ndarray]
     metadata: dict[str, Any] = field(default_factory=dict)
@@ -77,7 +80,7 @@ def load_artifact(path: str | Path) -> Artifact:
                 f"{path / 'checkpoints'})"
             )
         raise InvalidArgumentError(f"{path} is not a kerascnn artifact; expected {KINDS}")
-    loaders = {".keras": _load_keras, ".tflite": _load_tflite}
+    loaders = {".keras": _load_keras, ".tflite": _load_tflite, ".onnx": _load_onnx}
     if path.suffix not in loaders:
         raise InvalidArgumentError(f"{path} is not a kerascnn artifact; expected {KINDS}")
     return loaders[path.suffix](path)
@@ -149,8 +152,32 @@ def _load_tflite(path: Path) -> Artifact:
     )
 
 
+def _load_onnx(path: Path) -> Artifact:
+    from kerascnn.errors import ExportError
+    from kerascnn.export.onnx import OnnxRunner
+
+    try:
+        runner = OnnxRunner(path)
+    except ExportError:
+        raise
+    except Exception as error:
+        raise InvalidArgumentError(f"cannot load ONNX file {path}: {_first_line(error)}") from None
+    _check_image_model(path, (None, *runner.input_shape))
+    metadata = _metadata_near(path)
+    if runner.class_names and not metadata.get("class_names"):
+        metadata["class_names"] = runner.class_names
+    return Artifact(
+        path=path,
+        kind="onnx",
+        input_shape=tuple(int(d) for d in runner.input_shape),
+        run=runner,
+        metadata=metadata,
+    )
+
+
 def _metadata_near(path: Path) -> dict[str, Any]:
-    """``metadata.json`` beside the artifact, or in the run/export directory above it."""
+    """``metadata.json`` beside the artifact, or in the run/export directory above it; else
+    the class names of a ``labels.txt`` there (one a line, index order)."""
     for directory in (path.parent, path.parent.parent):
         candidate = directory / "metadata.json"
         if candidate.is_file():
@@ -158,11 +185,15 @@ def _metadata_near(path: Path) -> dict[str, Any]:
                 return json.loads(candidate.read_text())
             except json.JSONDecodeError:
                 raise InvalidArgumentError(f"{candidate} is not valid JSON") from None
+    for directory in (path.parent, path.parent.parent):
+        labels = directory / "labels.txt"
+        if labels.is_file():
+            return {"class_names": labels.read_text().splitlines()}
     return {}
 
 
 def _check_image_model(path: Path, shape: Sequence[Any]) -> None:
-    if len(shape) != 4 or any(d is None for d in list(shape)[1:]):
+    if len(shape) != 4 or any(not isinstance(d, int) for d in list(shape)[1:]):
         raise InvalidArgumentError(
             f"{path} does not take (batch, height, width, channels) images of a fixed size"
         )

@@ -269,10 +269,14 @@ def plural(count: int, noun: str) -> str:
 
 
 def parity_line(parity: dict) -> str:
-    return (
+    line = (
         f"max |p - p_keras| {parity['max_abs_diff']:.1e}, top-1 agreement "
         f"{100 * parity['top1_agreement']:.1f}% on {parity['images']} test images"
     )
+    if "accuracy_loss" in parity:
+        change = 0.0 - 100 * parity["accuracy_loss"]  # 0.0 - 0.0 prints as +0.00
+        line += f", accuracy {100 * parity['accuracy']:.2f}% ({change:+.2f} points)"
+    return line
 
 
 @main.command(cls=Command)
@@ -329,7 +333,7 @@ def _si(count: int) -> str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(source, dataset, split, as_json):
-    """Evaluate a run directory, .keras, SavedModel or .tflite file on a dataset split."""
+    """Evaluate a run directory, .keras, SavedModel, .tflite or .onnx file on a dataset split."""
     from kerascnn.artifacts import evaluate_artifact, load_artifact
     from kerascnn.data import load_dataset, split_arrays
 
@@ -373,15 +377,47 @@ def recipes():
 )
 @click.option("--name", help="Export name. [the run directory's name or the file's stem]")
 @click.option("--dataset", help="Dataset whose test split checks parity. [the run's]")
+@click.option(
+    "--format",
+    "formats",
+    default="saved_model,tflite",
+    show_default=True,
+    help="Comma-separated: saved_model, tflite, onnx.",
+)
+@click.option(
+    "--quantize",
+    default="none",
+    show_default=True,
+    help="TFLite modes, comma-separated: none (float32), float16, dynamic, int8.",
+)
+@click.option(
+    "--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="SavedModel top-k."
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing export.")
-def export(source, export_dir, name, dataset, overwrite):
-    """Export a run directory or .keras file as model.keras, SavedModel and TFLite."""
+def export(source, export_dir, name, dataset, formats, quantize, top_k, overwrite):
+    """Export a run directory or .keras file: model.keras, a SavedModel (1/), TFLite files
+    (model.tflite, model_<mode>.tflite), model.onnx, labels.txt and metadata.json with each
+    artifact's measured parity against the Keras model."""
     from kerascnn.export import export_trained
 
-    result = export_trained(source, export_dir, name=name, dataset=dataset, overwrite=overwrite)
-    click.echo(f"exported to {result.directory}   (model.keras, 1/, model.tflite, metadata.json)")
+    result = export_trained(
+        source,
+        export_dir,
+        name=name,
+        dataset=dataset,
+        formats=_comma_list(formats),
+        quantize=_comma_list(quantize),
+        top_k=top_k,
+        overwrite=overwrite,
+    )
+    written = sorted(p.name + ("/" if p.is_dir() else "") for p in result.directory.iterdir())
+    click.echo(f"exported to {result.directory}   ({', '.join(written)})")
     for kind, parity in result.parity.items():
-        click.echo(f"  parity {kind:<12} {parity_line(parity)}")
+        click.echo(f"  parity {kind:<16} {parity_line(parity)}")
+
+
+def _comma_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 @main.command(cls=Command)
@@ -390,7 +426,7 @@ def export(source, export_dir, name, dataset, overwrite):
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the predictions as JSON.")
 def predict(artifact, images, top_k, as_json):
-    """Classify IMAGES (JPEG, PNG, BMP, GIF) with a .keras, SavedModel or .tflite ARTIFACT
+    """Classify IMAGES (JPEG, PNG, BMP, GIF) with a .keras, SavedModel, .tflite or .onnx ARTIFACT
     (or a run or export directory)."""
     from kerascnn.artifacts import load_artifact, read_images
     from kerascnn.artifacts import top_k as rank
@@ -406,6 +442,42 @@ def predict(artifact, images, top_k, as_json):
         click.echo(f"{path}:")
         for p in predictions:
             click.echo(f"  {p['class']:<16} {p['probability']:.4f}")
+
+
+@main.command(cls=Command)
+@click.argument("artifacts", nargs=-1, required=True, type=click.Path())
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Batch of the throughput runs.",
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), help="TFLite and ONNX Runtime threads. [all cores]"
+)
+@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True)
+@click.option("--repeats", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the timings as JSON.")
+def benchmark(artifacts, batch_size, threads, warmup, repeats, as_json):
+    """Latency at batch 1 and throughput at --batch-size of each ARTIFACT (an export
+    directory stands for every artifact in it), the median of --repeats runs after --warmup,
+    with ratios against the Keras model."""
+    from kerascnn import benchmark as bench
+
+    timings = bench.benchmark(
+        artifacts, batch_size=batch_size, threads=threads, warmup=warmup, repeats=repeats
+    )
+    host = bench.machine()
+    if as_json:
+        payload = {"machine": host, "threads": threads, "timings": bench.as_json(timings)}
+        click.echo(json.dumps(payload, indent=2))
+        return
+    click.echo(bench.table(timings))
+    click.echo(
+        f"{host['cpu']}, {host['cores']} cores; median of {repeats} runs after {warmup} "
+        f"warm-up runs; TFLite/ONNX threads: {threads or 'all'}"
+    )
 
 
 @main.group(cls=Group)

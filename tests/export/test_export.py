@@ -18,10 +18,11 @@ from kerascnn.export import (
     export_model,
     measure_parity,
 )
+from kerascnn.export.saved_model import export_saved_model
 
 VARIANTS = ("paper", "modern")
 TOLERANCE = 1e-4
-EXPORTED_FILES = {"model.keras", "1", "model.tflite", "metadata.json"}
+EXPORTED_FILES = {"model.keras", "1", "model.tflite", "labels.txt", "metadata.json"}
 METADATA = {"model": "lenet5", "class_names": [f"digit {d}" for d in range(10)]}
 
 
@@ -100,6 +101,7 @@ def test_metadata_records_what_was_given_and_the_parity(exports, variant):
     assert set(metadata["parity"]) == {"saved_model", "tflite"}
     for figures in metadata["parity"].values():
         assert figures["images"] == 16
+        assert figures["precision"] == "float32"
         assert 0.0 <= figures["max_abs_diff"] < TOLERANCE
         assert figures["top1_agreement"] == 1.0
 
@@ -120,7 +122,7 @@ def test_saved_model_signature_takes_raw_pixels(exports, variant):
     images = raw_pixels(3, seed=2)
     serving = tf.saved_model.load(str(destination / "1")).signatures["serving_default"]
     outputs = serving(images=tf.constant(images))
-    assert set(outputs) == {"probabilities"}
+    assert set(outputs) == {"probabilities", "top_k_indices", "top_k_classes"}
     actual = outputs["probabilities"].numpy()
     assert actual.shape == (3, 10)
     np.testing.assert_allclose(actual.sum(-1), 1.0, atol=1e-5)
@@ -147,9 +149,10 @@ def test_tflite_runner_handles_changing_batch_sizes(exports):
         np.testing.assert_allclose(runner(images), probabilities(model, images), atol=TOLERANCE)
 
 
-def test_convert_tflite_returns_a_flatbuffer(exports):
-    model, destination, _ = exports["paper"]
-    flatbuffer = convert_tflite(destination / "1")
+def test_convert_tflite_returns_a_flatbuffer(exports, tmp_path):
+    model, _, _ = exports["paper"]
+    export_saved_model(model, tmp_path / "plain")
+    flatbuffer = convert_tflite(tmp_path / "plain")
     assert isinstance(flatbuffer, bytes)
     assert flatbuffer[4:8] == b"TFL3"
     images = raw_pixels(2, seed=3)
@@ -171,6 +174,8 @@ def test_export_without_parity_images_records_no_parity(tmp_path, lenet):
         "model": "lenet5",
         "parity": {},
     }
+    # Without class names, labels.txt numbers the classes.
+    assert (destination / "labels.txt").read_text().split() == [str(i) for i in range(10)]
     assert {p.name for p in destination.iterdir()} == EXPORTED_FILES
 
 
