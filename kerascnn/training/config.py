@@ -41,6 +41,18 @@ class TrainConfig:
     overwrite: bool = False
     # Family options passed to create_model, e.g. {"variant": "modern"}.
     model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    augmentation: str = "none"  # named augmentation recipe (kerascnn/data/ops.py, issue 5)
+    tta: str = "none"  # test-time view for evaluation: none|ten-crop|multi-scale
+    # Data options (issue 5; README "Data"): pixel statistics baked into the model's first
+    # layer (auto|channel-mean|mean-image), batch mixing alphas (0 = off), the evaluation
+    # centre-crop fraction (None: the recipe's), unreadable images an error instead of
+    # skipped, and what is subtracted from TFRecord labels.
+    normalization: str = "auto"
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    crop_fraction: float | None = None
+    strict: bool = False
+    label_offset: int = 1
 
     def __post_init__(self) -> None:
         positive = {"epochs": self.epochs, "batch_size": self.batch_size}
@@ -51,6 +63,9 @@ class TrainConfig:
             raise InvalidArgumentError(
                 f"learning_rate must be positive; received {self.learning_rate}"
             )
+        from kerascnn.data.checks import check_data_options
+
+        check_data_options(self)
         if self.image_size is not None:
             size = tuple(self.image_size)
             if len(size) != 2 or any(s < 1 for s in size):

@@ -13,6 +13,8 @@ import keras
 import numpy as np
 
 from kerascnn.data import build_dataset, load_dataset
+from kerascnn.data.plan import plan_data
+from kerascnn.data.views import evaluate_with_views, preprocessing_summary
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.files import write_text_atomically
 from kerascnn.models import MODELS, create_model
@@ -40,9 +42,9 @@ def check_config(config: TrainConfig) -> None:
     OPTIMIZERS.get(config.optimizer)
     if config.loss != "auto":
         LOSSES.get(config.loss)
-    from kerascnn.data import DATASETS
+    from kerascnn.data.sources import check_dataset_name
 
-    DATASETS.get(config.dataset)
+    check_dataset_name(config.dataset)
 
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> Path:
@@ -59,7 +61,9 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> Path:
     return run_dir
 
 
-def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int | str = "auto"):
+def train_and_evaluate(
+    config: TrainConfig, run_dir: str | Path, *, verbose: int | str = "auto", dataset=None
+):
     """Train ``config.model`` on ``config.dataset`` and evaluate the best checkpoint.
 
     Writes into ``run_dir``: ``logs/`` (TensorBoard), ``checkpoints/{last,best}.keras``
@@ -76,14 +80,16 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
     check_config(config)
     keras.utils.set_random_seed(config.seed)
     spec = MODELS.get(config.model)
-    dataset = load_dataset(config.dataset)
+    if dataset is None:
+        dataset = _load(config)
     height, width = config.image_size or spec.input_shape[:2]
     input_shape = (height, width, spec.input_shape[-1])
+    data_plan = plan_data(config, dataset, (height, width), input_shape[-1])
     # Trained on logits (numerically stabler, and what the paper's RBF criterion needs); the
     # softmax is put back on the inference model that is evaluated, saved and exported.
     # The papers' auxiliary classifiers train with the network unless turned off
     # (``--model-option aux_logits=false``); they are dropped for evaluation and export.
-    model_options = dict(config.model_options)
+    model_options = {**data_plan.model_options, **config.model_options}
     if spec.auxiliary_loss_weights:
         model_options.setdefault("aux_logits", True)
     model = create_model(
@@ -109,14 +115,16 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
             batch_size=config.batch_size,
             training=training,
             seed=config.seed,
+            **data_plan.pipeline_kwargs(training),
         )
 
     metrics = ["accuracy"]
     if dataset.num_classes > 5:
         metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(5, name="top5_accuracy"))
+    loss, metrics = data_plan.loss_and_metrics(loss_name, create_loss(loss_name), metrics)
     model.compile(
         optimizer=create_optimizer(config.optimizer, config.learning_rate),
-        loss=create_loss(loss_name),
+        loss=loss,
         metrics=metrics,
     )
     checkpoints = Checkpoints(run_dir / "checkpoints", monitor="val_accuracy")
@@ -138,7 +146,8 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
     epochs_completed = len(history.epoch)
 
     best = inference_model(keras.saving.load_model(run_dir / "checkpoints" / "best.keras"))
-    best.compile(loss=create_loss(loss_name), metrics=[_fresh(m) for m in metrics])
+    best_loss, _ = data_plan.loss_and_metrics(loss_name, create_loss(loss_name), metrics)
+    best.compile(loss=best_loss, metrics=[_fresh(m) for m in metrics])
     evaluation = {
         split: best.evaluate(pipeline(split), verbose=0, return_dict=True) for split in SPLITS
     }
@@ -153,6 +162,11 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
         "train_images_per_second": round(epochs_completed * len(dataset.train) / train_seconds, 1),
         "history": {key: [float(v) for v in values] for key, values in history.history.items()},
     }
+    if config.tta != "none":
+        result_metrics["test_tta"] = {
+            "tta": config.tta,
+            **evaluate_with_views(inference, dataset.test, config.tta, config.crop_fraction),
+        }
     metadata = {
         "model": config.model,
         "model_title": spec.title,
@@ -163,8 +177,9 @@ def train_and_evaluate(config: TrainConfig, run_dir: str | Path, *, verbose: int
         "preprocessing": {
             "input": "raw pixels 0-255, float32, (batch, height, width, channels)",
             "inside_model": "(x - mean) / std",
-            "mean": [float(v) for v in np.ravel(best.get_layer("preprocessing").mean)],
-            "std": [float(np.sqrt(v)) for v in np.ravel(best.get_layer("preprocessing").variance)],
+            **preprocessing_summary(best.get_layer("preprocessing")),
+            "augmentation": config.augmentation,
+            "normalization": config.normalization,
         },
         "output": "class probabilities (softmax)",
         "model_options": dict(config.model_options),
@@ -219,12 +234,14 @@ def run_training(config: TrainConfig, *, verbose: int | str = "auto") -> RunOutc
         config.model, input_shape=(height, width, spec.input_shape[-1]), **config.model_options
     )
     keras.backend.clear_session()
+    # Loaded (and checked: missing files, bad labels, unreadable images) before the run
+    # directory exists.
+    dataset = _load(config)
     run_dir = prepare_run_dir(Path(config.output_dir) / run_name, config.overwrite)
-    result = train_and_evaluate(config, run_dir, verbose=verbose)
+    result = train_and_evaluate(config, run_dir, verbose=verbose, dataset=dataset)
 
     exported = None
     if config.export:
-        dataset = load_dataset(config.dataset)
         images, _ = split_arrays(
             dataset.test,
             image_size=result.model.input_shape[1:3],
@@ -238,6 +255,10 @@ def run_training(config: TrainConfig, *, verbose: int | str = "auto") -> RunOutc
             overwrite=config.overwrite,
         )
     return RunOutcome(result=result, export=exported)
+
+
+def _load(config: TrainConfig):
+    return load_dataset(config.dataset, strict=config.strict, label_offset=config.label_offset)
 
 
 def _summary(result: TrainResult) -> dict[str, Any]:
