@@ -192,6 +192,7 @@ def random_resized_crop(
             use_image_if_no_bounding_boxes=True,
         )
         crop = tf.slice(image, begin, size)
+        crop.set_shape([None, None, image.shape[-1]])  # a dynamic slice forgets the channels
         return tf.image.resize(crop, (height, width), method="bilinear", antialias=True)
 
     return op
@@ -226,8 +227,11 @@ def compose(ops: Sequence[Op]) -> Op:
 
     def op(image, seed):
         seeds = tf.random.experimental.stateless_split(seed, max(len(ops), 1))
+        channels = image.shape[-1]
         for i, each in enumerate(ops):
             image = each(image, seeds[i])
+            # Ops that branch on the channel count must see it in graphs as they do eagerly.
+            image.set_shape([None, None, channels])
         return tf.clip_by_value(image, 0.0, 255.0)
 
     return op
