@@ -44,15 +44,19 @@ class DataPlan:
         """With mixed (one-hot) labels: categorical cross-entropy and categorical metrics."""
         if not self.one_hot:
             return loss, metrics
-        if loss_name != "crossentropy":
-            raise InvalidArgumentError(
-                f"mixup and cutmix train with cross-entropy on mixed labels; the loss is "
-                f"{loss_name!r} (pass --loss crossentropy)"
-            )
+        check_mixing_loss(loss_name)
         mixed = ["accuracy"]
         if len(metrics) > 1:
             mixed.append(keras.metrics.TopKCategoricalAccuracy(5, name="top5_accuracy"))
         return keras.losses.CategoricalCrossentropy(from_logits=True), mixed
+
+
+def check_mixing_loss(loss_name: str) -> None:
+    if loss_name != "crossentropy":
+        raise InvalidArgumentError(
+            f"mixup and cutmix train with cross-entropy on mixed labels; the loss is "
+            f"{loss_name!r} (pass --loss crossentropy)"
+        )
 
 
 def plan_data(config, dataset: Dataset, image_size: Sequence[int], channels: int) -> DataPlan:

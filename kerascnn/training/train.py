@@ -13,7 +13,7 @@ import keras
 import numpy as np
 
 from kerascnn.data import build_dataset, load_dataset
-from kerascnn.data.plan import plan_data
+from kerascnn.data.plan import check_mixing_loss, plan_data
 from kerascnn.data.views import evaluate_with_views, preprocessing_summary
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.files import write_text_atomically
@@ -45,6 +45,12 @@ def check_config(config: TrainConfig) -> None:
     from kerascnn.data.sources import check_dataset_name
 
     check_dataset_name(config.dataset)
+    if config.mixup or config.cutmix:
+        spec = MODELS.get(config.model)
+        loss = config.loss
+        if loss == "auto":
+            loss = spec.training_loss({**spec.options, **config.model_options})
+        check_mixing_loss(loss)
 
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool) -> Path:
