@@ -191,8 +191,14 @@ def preprocessing_summary(layer) -> dict:
 def evaluate_artifact_views(
     artifact, split: Split, tta: str = "none", crop_fraction: float | None = None
 ) -> dict:
-    """``classification_metrics`` of a loaded artifact (kerascnn.artifacts) on a split."""
+    """``classification_metrics`` of a loaded artifact (kerascnn.artifacts) on a split.
+    Without a crop fraction, the one of the recipe the model was trained with (from its
+    metadata), so a run is evaluated as it was at the end of training."""
     height, width, channels = artifact.input_shape
+    if crop_fraction is None:
+        trained_with = (artifact.metadata.get("preprocessing") or {}).get("augmentation")
+        if trained_with in ops.RECIPES.names():
+            crop_fraction = ops.RECIPES.get(trained_with).crop_fraction
     probabilities, labels = predict_views(
         artifact.predict,
         split,

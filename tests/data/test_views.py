@@ -158,6 +158,10 @@ def test_train_with_recipe_mixing_and_tta_then_evaluate(colour_folder, tmp_path)
     evaluated = json.loads(out.stdout)
     assert evaluated["accuracy"] == pytest.approx(metrics["test_tta"]["accuracy"], abs=1e-6)
     assert evaluated["top1_error"] == pytest.approx(1 - evaluated["accuracy"])
+    # Without --tta, the recipe's centre crop, as the run's own test evaluation used.
+    out = CliRunner().invoke(main, ["evaluate", str(runs / "r"), "--json"])
+    plain = json.loads(out.stdout)
+    assert plain["accuracy"] == pytest.approx(metrics["test"]["accuracy"], abs=1e-6)
 
 
 @pytest.mark.parametrize(
