@@ -83,7 +83,10 @@ def build_dataset(
     else:
         # Without a cache, shuffle file names before decoding (cheap); with one, shuffle after.
         source_shuffled = training and not cache
-        dataset = split.stream(source_shuffled, seed)
+        # An undecodable file dropped mid-epoch would leave the epoch's length unknown (and
+        # Keras warning about running out of data); wrapping round keeps every epoch exactly
+        # len(split) examples, so the cardinality is known and no epoch ends early.
+        dataset = split.stream(source_shuffled, seed).repeat().take(len(split))
     if shard is not None:
         dataset = dataset.shard(*shard)
     dataset = dataset.map(

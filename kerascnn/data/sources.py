@@ -749,7 +749,8 @@ def tfds_dataset(name: str, **_) -> Dataset:
         import tensorflow_datasets as tfds
     except ImportError:
         raise InvalidArgumentError(
-            "tfds: datasets need tensorflow-datasets: pip install tensorflow-datasets"
+            "tfds: datasets need tensorflow-datasets: pip install tensorflow-datasets "
+            "(or kerascnn[tfds])"
         ) from None
     try:
         builder = tfds.builder(name)

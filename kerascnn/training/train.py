@@ -26,6 +26,9 @@ from kerascnn.training.losses import LOSSES, create_loss
 from kerascnn.training.optimizers import OPTIMIZERS, create_optimizer
 
 SPLITS = ("train", "validation", "test")
+# The export parity check runs on at most this many test images (a large test split, such as
+# an image folder's, is never decoded into memory whole).
+PARITY_LIMIT = 1000
 
 
 @dataclass
@@ -252,6 +255,7 @@ def run_training(config: TrainConfig, *, verbose: int | str = "auto") -> RunOutc
             dataset.test,
             image_size=result.model.input_shape[1:3],
             channels=result.model.input_shape[-1],
+            limit=PARITY_LIMIT,
         )
         exported = export_model(
             result.model,
