@@ -62,6 +62,23 @@ class Split:
     def channels(self) -> int:
         return int(self.images.shape[-1]) if self.in_memory else self.channels_hint
 
+    def spread(self, count: int) -> Split:
+        """About ``count`` examples evenly spaced through the split (every k-th), so a sample
+        of a class-sorted split still covers every class."""
+        step = max(1, -(-len(self) // max(count, 1)))
+        if step == 1:
+            return self
+        if self.in_memory:
+            return Split(self.images[::step], self.labels[::step])
+        stream = self.stream
+        return Split(
+            None,
+            self.labels[::step],
+            stream=lambda shuffle=False, seed=0: stream(False, seed).shard(step, 0),
+            channels_hint=self.channels_hint,
+            decoded_bytes=self.decoded_bytes // step,
+        )
+
     def take(self, count: int) -> Split:
         """The first ``count`` examples."""
         if self.in_memory:

@@ -29,8 +29,9 @@ class PixelStatistics:
 def pixel_statistics(
     split: Split, *, image_size: Sequence[int], channels: int, limit: int = SAMPLE_LIMIT
 ) -> PixelStatistics:
-    """Statistics of the training split at the model's size (the first ``limit`` images)."""
-    images, _ = split_arrays(split, image_size=image_size, channels=channels, limit=limit)
+    """Statistics of the training split at the model's size (at most ``limit`` images,
+    evenly spread through the split)."""
+    images, _ = split_arrays(split.spread(limit), image_size=image_size, channels=channels)
     images = images.astype("float64")
     mean_image = images.mean(axis=0)
     values = vectors = None

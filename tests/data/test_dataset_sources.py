@@ -469,3 +469,11 @@ def test_strict_flag_from_the_command_line(folder, tmp_path):
     )
     assert result.exit_code == 2
     assert "--strict" in result.output and "Traceback" not in result.output
+
+
+def test_an_even_spread_of_a_streamed_split_matches_its_labels(folder):
+    train = load_dataset(str(folder)).train
+    sample = train.spread(5)
+    images, labels = pixels(sample)
+    np.testing.assert_array_equal(labels, sample.labels)
+    assert len(set(labels)) == 3  # every class, though the split is sorted by class

@@ -41,3 +41,13 @@ def test_normalisation_is_baked_into_the_models_first_layer(split, name):
 def test_auto_keeps_the_models_own_statistics(split):
     stats = pixel_statistics(split, image_size=(32, 32), channels=3)
     assert normalization_options("auto", stats) == {}
+
+
+def test_statistics_sample_every_class_of_a_class_sorted_split():
+    # 3 classes of 10 images each, sorted by class, pixel value = class: a sample of the first
+    # images would see class 0 only; an even spread sees all three.
+    images = np.repeat(np.array([0, 100, 200], np.uint8), 10)[:, None, None, None]
+    split = Split(np.broadcast_to(images, (30, 4, 4, 1)).copy(), np.repeat(np.arange(3), 10))
+    stats = pixel_statistics(split, image_size=(4, 4), channels=1, limit=6)
+    assert stats.images == 6
+    assert stats.channel_mean[0] == pytest.approx(100, abs=1e-3)
