@@ -3,6 +3,8 @@ statistics baked into the model, and whether labels are one-hot (mixup/cutmix)."
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +34,7 @@ class DataPlan:
 
     def pipeline_kwargs(self, training: bool) -> dict[str, Any]:
         return {
+            "shard": worker_shard() if training else None,
             "augmentation": self.augmentation,
             "crop_fraction": self.crop_fraction,
             "lighting": self.lighting,
@@ -49,6 +52,24 @@ class DataPlan:
         if len(metrics) > 1:
             mixed.append(keras.metrics.TopKCategoricalAccuracy(5, name="top5_accuracy"))
         return keras.losses.CategoricalCrossentropy(from_logits=True), mixed
+
+
+def worker_shard() -> tuple[int, int] | None:
+    """``(workers, index)`` from ``TF_CONFIG`` (the variable tf.distribute's multi-worker
+    strategies read) when it names more than one worker, so each worker trains on its own
+    share of the training split; None on a single machine."""
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+        cluster, task = config.get("cluster", {}), config.get("task", {})
+        workers = len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+        if workers < 2:
+            return None
+        index = int(task.get("index", 0))
+        if task.get("type") == "worker" and cluster.get("chief"):
+            index += len(cluster["chief"])
+        return workers, index
+    except (ValueError, AttributeError, TypeError):
+        return None
 
 
 def check_mixing_loss(loss_name: str) -> None:

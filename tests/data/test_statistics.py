@@ -51,3 +51,18 @@ def test_statistics_sample_every_class_of_a_class_sorted_split():
     stats = pixel_statistics(split, image_size=(4, 4), channels=1, limit=6)
     assert stats.images == 6
     assert stats.channel_mean[0] == pytest.approx(100, abs=1e-3)
+
+
+def test_multi_worker_training_shards_by_tf_config(monkeypatch):
+    import json
+
+    from kerascnn.data.plan import worker_shard
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert worker_shard() is None
+    cluster = {"chief": ["a:1"], "worker": ["b:1", "c:1"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "chief"}}))
+    assert worker_shard() == (3, 0)
+    task = {"type": "worker", "index": 1}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": task}))
+    assert worker_shard() == (3, 2)
