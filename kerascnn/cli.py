@@ -100,6 +100,23 @@ def parse_options(values: tuple[str, ...]) -> dict:
     return options
 
 
+TTA_CHOICES = ["none", "ten-crop", "multi-scale"]
+_crop_fraction = click.option(
+    "--crop-fraction",
+    type=click.FloatRange(min=0, max=1, min_open=True),
+    help="Evaluate the centre crop of the image resized to size / F. [the recipe's]",
+)
+_strict = click.option(
+    "--strict",
+    is_flag=True,
+    default=None,
+    help="An unreadable file in an image folder is an error instead of being skipped.",
+)
+_label_offset = click.option(
+    "--label-offset", type=int, help="Subtracted from TFRecord labels (ImageNet's start at 1). [1]"
+)
+
+
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kerascnn")
 def main():
@@ -107,7 +124,11 @@ def main():
 
 
 @click.option("--model", help="Registered model name (see `kerascnn models`). [lenet5]")
-@click.option("--dataset", help="Dataset name. [digits]")
+@click.option(
+    "--dataset",
+    help="digits, mnist, fashion_mnist, cifar10, cifar100, an image folder, a .npz file, "
+    "tfrecord:GLOB or tfds:NAME. [digits]",
+)
 @click.option("--epochs", type=click.IntRange(min=1), help="Training epochs. [30]")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Batch size. [32]")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), help="[0.001]")
@@ -163,6 +184,20 @@ def main():
     metavar="KEY=VALUE",
     help="Family option, e.g. variant=modern (repeatable).",
 )
+@click.option(
+    "--augmentation", help="none, alexnet, vgg, resnet, inception or cifar (README: Data). [none]"
+)
+@click.option("--tta", type=click.Choice(TTA_CHOICES), help="Final test evaluation's views. [none]")
+@click.option(
+    "--normalization",
+    type=click.Choice(["auto", "channel-mean", "mean-image"]),
+    help="Pixel statistics in the model's first layer: the model's, or the training set's. [auto]",
+)
+@click.option("--mixup", type=click.FloatRange(min=0), help="Mixup Beta alpha, 0 = off. [0]")
+@click.option("--cutmix", type=click.FloatRange(min=0), help="CutMix Beta alpha, 0 = off. [0]")
+@_crop_fraction
+@_strict
+@_label_offset
 @click.option("--report", is_flag=True, default=False, help="Write RUN_DIR/report.html at the end.")
 @click.option(
     "--histogram-freq", type=click.IntRange(min=0), help="Weight histograms every N epochs. [0]"
@@ -331,18 +366,33 @@ def _si(count: int) -> str:
 @click.option(
     "--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True
 )
+@click.option(
+    "--tta",
+    type=click.Choice(TTA_CHOICES),
+    default="none",
+    show_default=True,
+    help="Test-time views: one, AlexNet's 10 crops, or VGG's 3 scales, averaged.",
+)
+@_crop_fraction
+@_strict
+@_label_offset
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def evaluate(source, dataset, split, as_json):
-    """Evaluate a run directory, .keras, SavedModel, .tflite or .onnx file on a dataset split."""
-    from kerascnn.artifacts import evaluate_artifact, load_artifact
-    from kerascnn.data import load_dataset, split_arrays
+def evaluate(source, dataset, split, tta, crop_fraction, strict, label_offset, as_json):
+    """Evaluate a run directory, .keras, SavedModel, .tflite or .onnx file on a dataset split,
+    reporting top-1 and top-5 accuracy and error as the papers' tables do."""
+    from kerascnn.artifacts import load_artifact
+    from kerascnn.data import load_dataset
+    from kerascnn.data.views import evaluate_artifact_views
 
     artifact = load_artifact(source)
-    data = load_dataset(dataset or artifact.metadata.get("dataset") or "digits")
-    height, width, channels = artifact.input_shape
-    images, labels = split_arrays(data.split(split), image_size=(height, width), channels=channels)
-    metrics = evaluate_artifact(artifact, images, labels)
+    data = load_dataset(
+        dataset or artifact.metadata.get("dataset") or "digits",
+        strict=bool(strict),
+        label_offset=1 if label_offset is None else label_offset,
+    )
+    metrics = evaluate_artifact_views(artifact, data.split(split), tta, crop_fraction)
     metrics = {
+        "tta": tta,
         "artifact": str(artifact.path),
         "kind": artifact.kind,
         "dataset": data.name,
@@ -352,10 +402,16 @@ def evaluate(source, dataset, split, as_json):
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
-    top5 = f"  top-5 {100 * metrics['top5_accuracy']:.2f}%" if "top5_accuracy" in metrics else ""
+    top5 = (
+        f"  top-5 {100 * metrics['top5_accuracy']:.2f}% (error {100 * metrics['top5_error']:.2f}%)"
+        if "top5_accuracy" in metrics
+        else ""
+    )
+    views = "" if tta == "none" else f", {tta}"
     click.echo(
-        f"{artifact.path} ({artifact.kind}) on {data.name}/{split}, {metrics['images']} images: "
-        f"accuracy {100 * metrics['accuracy']:.2f}%{top5}  loss {metrics['loss']:.4f}"
+        f"{artifact.path} ({artifact.kind}) on {data.name}/{split}{views}, {metrics['images']} "
+        f"images: accuracy {100 * metrics['accuracy']:.2f}% (top-1 error "
+        f"{100 * metrics['top1_error']:.2f}%){top5}  loss {metrics['loss']:.4f}"
     )
 
 

@@ -24,9 +24,17 @@ def image_input(
     registered model works on grayscale and colour data.
     """
     channels = int(input_shape[-1])
-    mean = _per_channel(mean, channels)
-    std = _per_channel(std, channels)
     inputs = keras.Input(shape=tuple(input_shape), name="images")
+    std = _per_channel(std, channels)
+    if np.shape(mean) == tuple(input_shape):
+        # A mean image (AlexNet subtracted the training set's mean image): one mean per
+        # pixel and channel, the std per channel broadcast over the image.
+        variance = np.broadcast_to(np.square(std), tuple(input_shape))
+        x = keras.layers.Normalization(
+            axis=(1, 2, 3), mean=np.asarray(mean), variance=variance, name="preprocessing"
+        )(inputs)
+        return inputs, x
+    mean = _per_channel(mean, channels)
     x = keras.layers.Normalization(mean=mean, variance=[s * s for s in std], name="preprocessing")(
         inputs
     )

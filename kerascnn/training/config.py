@@ -80,6 +80,16 @@ class TrainConfig:
     profile_batches: tuple[int, int] | None = None
     # auto|one-device|mirrored|multi-worker|tpu (kerascnn/training/distribute.py).
     strategy: str = "auto"
+    # Data options (issue 5; README "Data"): pixel statistics baked into the model's first
+    # layer (auto|channel-mean|mean-image), batch mixing alphas (0 = off), the evaluation
+    # centre-crop fraction (None: the recipe's), unreadable images an error instead of
+    # skipped, and what is subtracted from TFRecord labels.
+    normalization: str = "auto"
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    crop_fraction: float | None = None
+    strict: bool = False
+    label_offset: int = 1
 
     def __post_init__(self) -> None:
         positive = {
@@ -112,6 +122,9 @@ class TrainConfig:
         from kerascnn.training.distribute import check_strategy
 
         check_strategy(self.strategy)
+        from kerascnn.data.checks import check_data_options
+
+        check_data_options(self)
         if self.image_size is not None:
             size = tuple(self.image_size)
             if len(size) != 2 or any(s < 1 for s in size):

@@ -13,6 +13,8 @@ import keras
 import numpy as np
 
 from kerascnn.data import build_dataset, load_dataset
+from kerascnn.data.plan import check_mixing_loss, plan_data
+from kerascnn.data.views import evaluate_with_views, preprocessing_summary
 from kerascnn.errors import InvalidArgumentError, TrainingDivergedError
 from kerascnn.files import write_text_atomically
 from kerascnn.models import MODELS, create_model
@@ -35,6 +37,9 @@ from kerascnn.training.resume import prepare_run_dir as prepare_resumable_run_di
 from kerascnn.training.schedules import SCHEDULES, learning_rate_for, schedule_callbacks
 
 SPLITS = ("train", "validation", "test")
+# The export parity check runs on at most this many test images (a large test split, such as
+# an image folder's, is never decoded into memory whole).
+PARITY_LIMIT = 1000
 
 
 @dataclass
@@ -51,15 +56,17 @@ def check_config(config: TrainConfig) -> None:
     OPTIMIZERS.get(config.optimizer)
     if config.loss != "auto":
         LOSSES.get(config.loss)
-    from kerascnn.data import DATASETS
+    from kerascnn.data.sources import check_dataset_name
 
-    DATASETS.get(config.dataset)
+    check_dataset_name(config.dataset)
     SCHEDULES.get(config.schedule)
     spec = MODELS.get(config.model)
     loss_name = config.loss
     if loss_name == "auto":
         loss_name = spec.training_loss({**spec.options, **config.model_options})
     create_loss(loss_name, config.label_smoothing)
+    if config.mixup or config.cutmix:
+        check_mixing_loss(loss_name)
 
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool, config: dict | None = None) -> Path:
@@ -73,6 +80,7 @@ def train_and_evaluate(
     run_dir: str | Path,
     *,
     verbose: int | str = "auto",
+    dataset=None,
     distribution: distribute.Distribution | None = None,
 ):
     """Train ``config.model`` on ``config.dataset`` and evaluate the best checkpoint.
@@ -88,6 +96,7 @@ def train_and_evaluate(
     Raises:
         ValueError: unknown model, dataset or optimiser, or a bad model option or size.
 
+    ``dataset`` is ``config.dataset`` already loaded (loaded here when not given);
     ``distribution`` is the run's strategy, set up from ``config.strategy`` when not given.
     """
     check_config(config)
@@ -100,7 +109,9 @@ def train_and_evaluate(
         # model's softmax is float32 (models/layers.activation_output).
         keras.mixed_precision.set_global_policy(f"mixed_{config.mixed_precision}")
     try:
-        return _train_and_evaluate(config, run_dir, verbose=verbose, distribution=distribution)
+        return _train_and_evaluate(
+            config, run_dir, verbose=verbose, dataset=dataset, distribution=distribution
+        )
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
@@ -110,18 +121,21 @@ def _train_and_evaluate(
     run_dir: str | Path,
     *,
     verbose: int | str,
+    dataset,
     distribution: distribute.Distribution,
 ):
     keras.utils.set_random_seed(config.seed)
     spec = MODELS.get(config.model)
-    dataset = load_dataset(config.dataset)
+    if dataset is None:
+        dataset = _load(config)
     height, width = config.image_size or spec.input_shape[:2]
     input_shape = (height, width, spec.input_shape[-1])
+    data_plan = plan_data(config, dataset, (height, width), input_shape[-1])
     # Trained on logits (numerically stabler, and what the paper's RBF criterion needs); the
     # softmax is put back on the inference model that is evaluated, saved and exported.
     # The papers' auxiliary classifiers train with the network unless turned off
     # (``--model-option aux_logits=false``); they are dropped for evaluation and export.
-    model_options = dict(config.model_options)
+    model_options = {**data_plan.model_options, **config.model_options}
     if spec.auxiliary_loss_weights:
         model_options.setdefault("aux_logits", True)
     with distribution.scope():  # built and compiled in the strategy's scope
@@ -151,6 +165,7 @@ def _train_and_evaluate(
             batch_size=config.batch_size,
             training=training,
             seed=config.seed,
+            **data_plan.pipeline_kwargs(training),
         )
 
     steps_per_epoch = max(1, -(-len(dataset.train) // config.batch_size))
@@ -172,9 +187,15 @@ def _train_and_evaluate(
             config.decay_mode,
             bias_and_norm=config.decay_bias_and_norm,
         )
+        loss, metrics = data_plan.loss_and_metrics(
+            loss_name,
+            create_loss(loss_name, config.label_smoothing),
+            metrics,
+            label_smoothing=config.label_smoothing,
+        )
         model.compile(
             optimizer=optimizer,
-            loss=create_loss(loss_name, config.label_smoothing),
+            loss=loss,
             metrics=metrics,
             jit_compile=True if config.jit_compile else "auto",
             steps_per_execution=config.steps_per_execution,
@@ -233,9 +254,13 @@ def _train_and_evaluate(
     best = inference_model(keras.saving.load_model(run_dir / "checkpoints" / "best.keras"))
     if config.mixed_precision:
         best = as_float32(best)
-    best.compile(
-        loss=create_loss(loss_name, config.label_smoothing), metrics=[_fresh(m) for m in metrics]
+    best_loss, _ = data_plan.loss_and_metrics(
+        loss_name,
+        create_loss(loss_name, config.label_smoothing),
+        metrics,
+        label_smoothing=config.label_smoothing,
     )
+    best.compile(loss=best_loss, metrics=[_fresh(m) for m in metrics])
     evaluation = {
         split: best.evaluate(pipeline(split), verbose=0, return_dict=True) for split in SPLITS
     }
@@ -255,6 +280,11 @@ def _train_and_evaluate(
     }
     if transfer_notes:
         result_metrics["transfer"] = transfer_notes
+    if config.tta != "none":
+        result_metrics["test_tta"] = {
+            "tta": config.tta,
+            **evaluate_with_views(inference, dataset.test, config.tta, config.crop_fraction),
+        }
     metadata = {
         "model": config.model,
         "model_title": spec.title,
@@ -265,8 +295,9 @@ def _train_and_evaluate(
         "preprocessing": {
             "input": "raw pixels 0-255, float32, (batch, height, width, channels)",
             "inside_model": "(x - mean) / std",
-            "mean": [float(v) for v in np.ravel(best.get_layer("preprocessing").mean)],
-            "std": [float(np.sqrt(v)) for v in np.ravel(best.get_layer("preprocessing").variance)],
+            **preprocessing_summary(best.get_layer("preprocessing")),
+            "augmentation": config.augmentation,
+            "normalization": config.normalization,
         },
         "output": "class probabilities (softmax)",
         "model_options": dict(config.model_options),
@@ -377,13 +408,18 @@ def run_training(
         config.model, input_shape=(height, width, spec.input_shape[-1]), **config.model_options
     )
     keras.backend.clear_session()
+    # Loaded (and checked: missing files, bad labels, unreadable images) before the run
+    # directory exists.
+    dataset = _load(config)
     if distribution.is_chief:
         run_dir = prepare_run_dir(
             Path(config.output_dir) / run_name, config.overwrite, config.to_dict()
         )
     else:
         run_dir = distribute.worker_scratch_dir(run_name, distribution)
-    result = train_and_evaluate(config, run_dir, verbose=verbose, distribution=distribution)
+    result = train_and_evaluate(
+        config, run_dir, verbose=verbose, dataset=dataset, distribution=distribution
+    )
 
     exported = None
     notes = []
@@ -394,11 +430,11 @@ def run_training(
             else "export skipped: worker 0 holds the run"
         )
     elif config.export:
-        dataset = load_dataset(config.dataset)
         images, _ = split_arrays(
             dataset.test,
             image_size=result.model.input_shape[1:3],
             channels=result.model.input_shape[-1],
+            limit=PARITY_LIMIT,
         )
         exported = export_model(
             result.model,
@@ -408,6 +444,10 @@ def run_training(
             overwrite=config.overwrite,
         )
     return RunOutcome(result=result, export=exported, notes=notes)
+
+
+def _load(config: TrainConfig):
+    return load_dataset(config.dataset, strict=config.strict, label_offset=config.label_offset)
 
 
 def _summary(result: TrainResult) -> dict[str, Any]:
