@@ -413,6 +413,29 @@ def evaluate(source, dataset, split, tta, crop_fraction, strict, label_offset, a
         f"images: accuracy {100 * metrics['accuracy']:.2f}% (top-1 error "
         f"{100 * metrics['top1_error']:.2f}%){top5}  loss {metrics['loss']:.4f}"
     )
+    print_per_class(metrics["per_class"], metrics["confusion_matrix"])
+
+
+# Classes up to which `evaluate` prints the confusion matrix (--json always has it).
+PRINTED_CONFUSION_CLASSES = 20
+
+
+def print_per_class(per_class: list[dict], matrix: list[list[int]]) -> None:
+    width = max(5, *(len(row["class"]) for row in per_class))
+    click.echo(f"\n  {'class':<{width}}  images  correct  accuracy")
+    for row in per_class:
+        accuracy = "-" if row["accuracy"] is None else f"{100 * row['accuracy']:.1f}%"
+        click.echo(
+            f"  {row['class']:<{width}}  {row['images']:>6}  {row['correct']:>7}  {accuracy:>8}"
+        )
+    if len(matrix) > PRINTED_CONFUSION_CLASSES:
+        click.echo(f"\n  confusion matrix: {len(matrix)} classes, see --json")
+        return
+    cell = max(4, len(str(max(max(row) for row in matrix))) + 1)
+    click.echo("\n  confusion matrix (rows: true class, columns: predicted)")
+    click.echo(f"  {'':<{width}}" + "".join(f"{c:>{cell}}" for c in range(len(matrix))))
+    for row, counts in zip(per_class, matrix, strict=True):
+        click.echo(f"  {row['class']:<{width}}" + "".join(f"{n:>{cell}}" for n in counts))
 
 
 @main.command(cls=Command)

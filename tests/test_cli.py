@@ -221,6 +221,26 @@ def test_evaluate_reproduces_the_runs_test_accuracy(workdir):
 
 
 @pytest.mark.slow
+def test_evaluate_reports_per_class_accuracy_and_the_confusion_matrix(workdir):
+    run = workdir / "runs" / RUN
+    evaluated = json.loads(invoke(main, ["evaluate", str(run), "--json"]).stdout)
+    test = load_dataset("digits").test
+    matrix = np.array(evaluated["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == len(test)
+    assert np.trace(matrix) / len(test) == pytest.approx(evaluated["accuracy"], abs=1e-9)
+    counts = np.bincount(test.labels, minlength=10)
+    for c, row in enumerate(evaluated["per_class"]):
+        assert row["class"] == str(c)  # digits' class names
+        assert row["images"] == counts[c] == matrix[c].sum()
+        assert row["correct"] == matrix[c, c]
+        assert row["accuracy"] == pytest.approx(matrix[c, c] / counts[c])
+    text = invoke(main, ["evaluate", str(run)]).stdout
+    assert "confusion matrix (rows: true class, columns: predicted)" in text
+    row_nine = [line.split() for line in text.splitlines() if line.split()[:1] == ["9"]]
+    assert [int(n) for n in row_nine[-1][1:]] == list(matrix[9])
+
+
+@pytest.mark.slow
 def test_export_command_and_its_overwrite_guard(workdir):
     run = str(workdir / "runs" / RUN)
     out = str(workdir / "exports")

@@ -209,4 +209,24 @@ def evaluate_artifact_views(
     )
     if probabilities.shape[-1] != artifact.num_classes:
         raise InvalidArgumentError("the artifact's outputs do not match its class names")
-    return classification_metrics(probabilities, labels)
+    metrics = classification_metrics(probabilities, labels)
+    matrix = confusion_matrix(labels, probabilities.argmax(-1), artifact.num_classes)
+    totals = matrix.sum(axis=1)
+    metrics["per_class"] = [
+        {
+            "class": str(name),
+            "images": int(total),
+            "correct": int(matrix[c, c]),
+            "accuracy": float(matrix[c, c] / total) if total else None,
+        }
+        for c, (name, total) in enumerate(zip(artifact.class_names, totals, strict=True))
+    ]
+    metrics["confusion_matrix"] = matrix.tolist()
+    return metrics
+
+
+def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:
+    """Counts of (true class, predicted class): rows true, columns predicted."""
+    matrix = np.zeros((classes, classes), "int64")
+    np.add.at(matrix, (np.asarray(labels), np.asarray(predictions)), 1)
+    return matrix

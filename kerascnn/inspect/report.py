@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kerascnn.data.views import confusion_matrix
 from kerascnn.errors import MissingFileError
 from kerascnn.files import write_text_atomically
 from kerascnn.inspect import commands, draw
@@ -71,13 +72,6 @@ def curves(history: dict[str, list[float]]) -> np.ndarray | None:
         ax.grid(alpha=0.3)
     figure.tight_layout()
     return draw.figure_to_array(figure)
-
-
-def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:
-    """Counts (true, predicted)."""
-    matrix = np.zeros((classes, classes), "int64")
-    np.add.at(matrix, (labels, predictions), 1)
-    return matrix
 
 
 def confusion_picture(
