@@ -30,6 +30,8 @@ import numpy as np
 # At most this many images in the training grid and the misclassified grid.
 GRID_IMAGES = 32
 MISCLASSIFIED = 24
+# Validation images kept in memory for the pictures (the first ones of the split).
+PICTURE_IMAGES = 2000
 
 
 class ImageWriter(keras.callbacks.Callback):
@@ -104,11 +106,16 @@ class ValidationImages(ImageWriter):
         return (self.every > 0 and (epoch + 1) % self.every == 0) or epoch + 1 == self.epochs
 
     def on_train_begin(self, logs=None):
-        images, labels = [], []
+        images, labels, kept = [], [], 0
         for batch_images, batch_labels in self.dataset.as_numpy_iterator():
             images.append(batch_images)
             labels.append(batch_labels)
-        self.images, self.labels = np.concatenate(images), np.concatenate(labels)
+            kept += len(batch_labels)
+            if kept >= PICTURE_IMAGES:
+                break
+        self.images, labels = np.concatenate(images), np.concatenate(labels)
+        # Under mixup/cutmix the pipeline gives one-hot labels (unmixed for validation).
+        self.labels = labels.argmax(-1) if labels.ndim == 2 else labels
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.due(epoch):

@@ -111,3 +111,31 @@ def test_mixed_bfloat16_run_trains_and_exports_float32(tmp_path):
         probabilities = np.asarray(loaded.predict(images))
         assert probabilities.dtype == np.float32, artifact
         np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_jit_compile_and_steps_per_execution_reach_the_training_step(tmp_path, monkeypatch):
+    from kerascnn.training import run_training
+
+    compiled = []
+    original = keras.Model.compile
+
+    def spy(self, *args, **kwargs):
+        compiled.append(kwargs)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "compile", spy)
+    config = TrainConfig(
+        epochs=1,
+        run_name="xla",
+        output_dir=str(tmp_path / "runs"),
+        export=False,
+        jit_compile=True,
+        steps_per_execution=4,
+    )
+    outcome = run_training(config, verbose=0)
+    # The first compile is the training model's (the best checkpoint is compiled later to
+    # evaluate, without them).
+    assert compiled[0]["jit_compile"] is True and compiled[0]["steps_per_execution"] == 4
+    assert outcome.result.metrics["epochs_completed"] == 1
+    assert np.isfinite(outcome.result.metrics["history"]["loss"]).all()
