@@ -28,3 +28,10 @@ class ExportError(KerasCNNError, RuntimeError):
 
 class TrainingDivergedError(KerasCNNError, ArithmeticError):
     """The loss became NaN or infinite (a learning rate too high, usually)."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of ``error``'s message (TensorFlow's and Keras's run to pages), or its
+    class name when it has none: what a one-line ``Error:`` can quote."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
