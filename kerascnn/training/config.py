@@ -1,130 +1,160 @@
-"""The training configuration: every field with its default in one place (STYLE 7).
+"""The training configuration: every field once, with its default, help text and choices
+(STYLE 7; ``kerascnn.settings``).
 
-Precedence: defaults < ``--config FILE`` (YAML) < command-line flags. The resolved
-configuration is written to the run directory as ``config.yaml``.
+``TrainConfig`` holds the run's own fields (model, dataset, length, criterion, speed) and one
+section per part of the library that reads the rest, each defined beside its owner:
+
+- ``data``: ``kerascnn.data.config.DataConfig`` (reading, augmentation, test-time views);
+- ``optimization``: ``optimizers.OptimizationConfig`` (optimiser, weight decay);
+- ``lr_schedule``: ``schedules.ScheduleConfig`` (learning rate and its schedule);
+- ``transfer``: ``transfer.TransferConfig`` (initial weights, frozen layers);
+- ``distribution``: ``distribute.DistributionConfig`` (the strategy);
+- ``logging``: ``tensorboard.LoggingConfig`` (TensorBoard beyond the scalars);
+- ``output``: ``OutputConfig`` below (where the run and its export go).
+
+Files and flags name every field flat, by its own name (``learning_rate``, ``mixup``), as they
+always have; no field name is also a section name, so a flat key is never ambiguous. A config
+file may also group fields under their section (``data: {mixup: 0.2}``). Reading a flat name
+from a ``TrainConfig`` (``config.mixup``) reads through to its section; libraries take the
+section they need (``config.data``).
+
+Precedence: defaults < recipe < ``--config FILE`` (YAML) < command-line flags. The resolved
+configuration is written to the run directory as ``config.yaml``, flat.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
-import types
+import functools
 import typing
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from kerascnn.data import DATASETS
+from kerascnn.data.config import DataConfig
 from kerascnn.errors import InvalidArgumentError, MissingFileError
 from kerascnn.files import write_text_atomically
+from kerascnn.settings import check, coerce, default_of, setting
+from kerascnn.training.distribute import DistributionConfig
+from kerascnn.training.losses import LOSSES
+from kerascnn.training.optimizers import OptimizationConfig
+from kerascnn.training.schedules import ScheduleConfig
+from kerascnn.training.tensorboard import LoggingConfig
+from kerascnn.training.transfer import TransferConfig
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``32`` (square) or ``32x40`` (height x width)."""
+    try:
+        parts = [int(p) for p in str(text).lower().replace(",", "x").split("x")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or any(p < 1 for p in parts):
+        raise ValueError(f"expected N or HxW with positive integers, got {text!r}")
+    return (parts[0], parts[-1])
 
 
 @dataclasses.dataclass
-class TrainConfig:
-    """Everything ``kerascnn train`` needs; see README.md for each field."""
+class OutputConfig:
+    """Where a run and its export are written."""
 
-    model: str = "lenet5"
-    dataset: str = "digits"
-    epochs: int = 30
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    optimizer: str = "adam"
-    # Training criterion; "auto" takes the model's (the paper's) from its registry entry.
-    loss: str = "auto"
-    # (height, width) fed to the model; None means the model's default input size.
-    image_size: tuple[int, int] | None = None
-    seed: int = 0
-    run_name: str | None = None
-    output_dir: str = "runs"
-    export_dir: str = "saved_models"
-    export: bool = True
-    overwrite: bool = False
-    # Family options passed to create_model, e.g. {"variant": "modern"}.
-    model_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    augmentation: str = "none"  # named augmentation recipe (kerascnn/data/ops.py, issue 5)
-    tta: str = "none"  # test-time view for evaluation: none|ten-crop|multi-scale
-    # The recipe (kerascnn/configs/<name>.yaml) the run started from, if any.
-    recipe: str | None = None
-    # Optimisation (kerascnn/training/optimizers.py, schedules.py); README lists each field.
-    momentum: float = 0.9  # sgd (and rmsprop's momentum when set in optimizer_options)
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    decay_mode: str = "l2"  # l2: the papers' lambda/2 |w|^2 in the loss; decoupled: AdamW-style
-    decay_bias_and_norm: bool = True  # false: no decay on biases and normalisation parameters
-    # Further keyword arguments of the Keras optimiser, e.g. {rho: 0.9, epsilon: 1.0}.
-    optimizer_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    label_smoothing: float = 0.0
-    schedule: str = "constant"
-    warmup_epochs: float = 0.0
-    lr_decay_factor: float = 0.1  # step, multistep, exponential, plateau; inverse_time's rate
-    lr_decay_epochs: float = 30.0  # step and exponential period; inverse_time's time unit
-    lr_milestones: list[float] = dataclasses.field(default_factory=list)  # multistep epochs
-    lr_staircase: bool = False  # exponential and inverse_time: change once per period
-    lr_power: float = 1.0  # polynomial
-    min_learning_rate: float = 0.0  # cosine, polynomial and plateau floor
-    plateau_patience: int = 5  # epochs without a lower validation error before dividing
-    # Runs that survive (kerascnn/training/resume.py, transfer.py).
-    early_stopping: int | None = None  # patience in epochs on validation error
-    init_from: str | None = None  # run directory, .keras or .weights.h5
-    freeze_until: str | None = None  # layers up to and including this one are frozen
-    trainable_from: str | None = None  # layers before this one are frozen
-    # Speed.
-    mixed_precision: str | None = None  # float16 or bfloat16
-    jit_compile: bool = False
-    steps_per_execution: int = 1
-    # TensorBoard (kerascnn/training/tensorboard.py): weight histograms every N epochs (0:
-    # none), validation pictures every N epochs and at the last (0: the last only), and the
-    # batches (first, last) to profile.
-    histogram_freq: int = 0
-    tb_images_every: int = 5
-    profile_batches: tuple[int, int] | None = None
-    # auto|one-device|mirrored|multi-worker|tpu (kerascnn/training/distribute.py).
-    strategy: str = "auto"
-    # Data options (issue 5; README "Data"): pixel statistics baked into the model's first
-    # layer (auto|channel-mean|mean-image), batch mixing alphas (0 = off), the evaluation
-    # centre-crop fraction (None: the recipe's), unreadable images an error instead of
-    # skipped, and what is subtracted from TFRecord labels.
-    normalization: str = "auto"
-    mixup: float = 0.0
-    cutmix: float = 0.0
-    crop_fraction: float | None = None
-    strict: bool = False
-    label_offset: int = 1
+    run_name: str | None = setting(None, "Run directory name.", shown="<model>-<dataset>-<time>")
+    output_dir: str = setting("runs", "Runs go here.", directory=True)
+    export_dir: str = setting("saved_models", "Exports go here.", directory=True)
+    export: bool = setting(True, "Export after training.", flag="switch")
+    overwrite: bool = setting(False, "Replace an existing run and export.", flag="on")
 
     def __post_init__(self) -> None:
-        positive = {
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "steps_per_execution": self.steps_per_execution,
-            "plateau_patience": self.plateau_patience,
-        }
-        if self.early_stopping is not None:
-            positive["early_stopping"] = self.early_stopping
-        for key, value in positive.items():
-            if value < 1:
-                raise InvalidArgumentError(f"{key} must be at least 1; received {value}")
-        if not self.learning_rate > 0:
+        name = self.run_name
+        if name is not None and (not name or "/" in name or name in (".", "..")):
             raise InvalidArgumentError(
-                f"learning_rate must be positive; received {self.learning_rate}"
+                f"run_name must be a plain directory name; received {name!r}"
             )
-        for key in ("histogram_freq", "tb_images_every"):
-            if getattr(self, key) < 0:
-                raise InvalidArgumentError(
-                    f"{key} must be 0 or more; received {getattr(self, key)}"
-                )
-        if self.profile_batches is not None:
-            first, last = self.profile_batches = tuple(self.profile_batches)
-            if not 1 <= first <= last:
-                raise InvalidArgumentError(
-                    f"profile_batches must be two batch numbers A,B with 1 <= A <= B; "
-                    f"received {self.profile_batches!r}"
-                )
-        from kerascnn.training.distribute import check_strategy
 
-        check_strategy(self.strategy)
-        from kerascnn.data.checks import check_data_options
 
-        check_data_options(self)
+def section(cls: type) -> dataclasses.Field:
+    return dataclasses.field(default_factory=cls, metadata={"section": cls})
+
+
+@dataclasses.dataclass(init=False)
+class TrainConfig:
+    """Everything ``kerascnn train`` needs; README "Options" explains each field.
+
+    ``TrainConfig(epochs=5, mixup=0.2)`` takes any field by its flat name (or a whole
+    section, ``data=DataConfig(...)``) and checks every value."""
+
+    model: str = setting("lenet5", "Registered model name (see `kerascnn models`).")
+    dataset: str = setting(
+        "digits",
+        "{choices}, an image folder, a .npz file, tfrecord:GLOB or tfds:NAME.",
+        names=lambda: DATASETS.names(),
+    )
+    epochs: int = setting(30, "Training epochs.", low=1)
+    batch_size: int = setting(32, "Batch size (global: split across replicas).", low=1)
+    loss: str = setting(
+        "auto",
+        "Training criterion: {choices} (auto: the model's, the paper's).",
+        names=lambda: ["auto", *LOSSES.names()],
+    )
+    label_smoothing: float = setting(0.0, "Label smoothing epsilon.", low=0, high=1, high_open=True)
+    image_size: tuple[int, int] | None = setting(
+        None, "Input size N or HxW.", shown="the model's", parse=parse_size, metavar="SIZE"
+    )
+    seed: int = setting(0, "Random seed.")
+    model_options: dict[str, Any] = setting(
+        help="Family option, e.g. variant=modern (repeatable).",
+        factory=dict,
+        shown="",
+        option="--model-option",
+        metavar="KEY=VALUE",
+    )
+    early_stopping: int | None = setting(
+        None,
+        "Stop after PATIENCE epochs without a lower validation error.",
+        low=1,
+        shown="off",
+        metavar="PATIENCE",
+    )
+    mixed_precision: str | None = setting(
+        None, "Mixed precision.", choices=("float16", "bfloat16"), shown="off: float32"
+    )
+    jit_compile: bool = setting(False, "Compile with XLA.", flag="on", shown="Keras decides")
+    steps_per_execution: int = setting(1, "Training steps per call into TensorFlow.", low=1)
+    # The recipe (kerascnn/configs/<name>.yaml) the run started from, if any.
+    recipe: str | None = setting(
+        None, "A paper's recipe (see `kerascnn recipes`); --config overrides it.", shown=""
+    )
+    optimization: OptimizationConfig = section(OptimizationConfig)
+    lr_schedule: ScheduleConfig = section(ScheduleConfig)
+    data: DataConfig = section(DataConfig)
+    transfer: TransferConfig = section(TransferConfig)
+    distribution: DistributionConfig = section(DistributionConfig)
+    logging: LoggingConfig = section(LoggingConfig)
+    output: OutputConfig = section(OutputConfig)
+
+    def __init__(self, **values: Any) -> None:
+        given = {name: {} for name in sections()}
+        for key, value in values.items():
+            if key in sections() and not isinstance(value, dict):
+                given[key] = value  # a whole section
+            elif key in sections():
+                given[key] = {**given[key], **value}
+            elif key in owners():
+                given[owners()[key]][key] = value
+            elif key not in own_fields():
+                raise TypeError(f"TrainConfig got an unexpected keyword argument {key!r}")
+        for name, field in own_fields().items():
+            setattr(self, name, values.get(name, default_of(field)))
+        for name, cls in sections().items():
+            chosen = given[name]
+            setattr(self, name, chosen if isinstance(chosen, cls) else cls(**chosen))
+        self._check()
+
+    def _check(self) -> None:
+        check(self)
         if self.image_size is not None:
             size = tuple(self.image_size)
             if len(size) != 2 or any(s < 1 for s in size):
@@ -133,40 +163,47 @@ class TrainConfig:
                     f"received {self.image_size!r}"
                 )
             self.image_size = size
-        _check_training_fields(self)
-        if self.run_name is not None and (
-            not self.run_name or "/" in self.run_name or self.run_name in (".", "..")
-        ):
-            raise InvalidArgumentError(
-                f"run_name must be a plain directory name; received {self.run_name!r}"
-            )
+
+    def __getattr__(self, name: str) -> Any:
+        """A section's field by its flat name: ``config.mixup`` is ``config.data.mixup``."""
+        owner = owners().get(name)
+        if owner is None or owner not in self.__dict__:
+            raise AttributeError(f"TrainConfig has no field {name!r}")
+        return getattr(self.__dict__[owner], name)
 
     def resolved_run_name(self) -> str:
-        if self.run_name:
-            return self.run_name
+        if self.output.run_name:
+            return self.output.run_name
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         return f"{self.model}-{self.dataset}-{stamp}"
 
     def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
+        """Every field under its flat name (what config.yaml holds)."""
+        data = {name: getattr(self, name) for name in own_fields()}
+        for name in sections():
+            data.update(dataclasses.asdict(getattr(self, name)))
         if self.image_size is not None:
             data["image_size"] = list(self.image_size)
         return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "configuration") -> TrainConfig:
-        """A config from plain data, checking every key and type; one-line errors."""
+        """A config from plain data (flat keys, or sections as mappings), checking every key
+        and type; one-line errors."""
         if not isinstance(data, dict):
             raise InvalidArgumentError(f"{source} must be a mapping of field: value")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        hints = typing.get_type_hints(cls)
         values = {}
         for key, value in data.items():
-            if key not in fields:
-                raise InvalidArgumentError(
-                    f"{source}: unknown field {key!r}; fields: {', '.join(fields)}"
-                )
-            values[key] = _coerce(key, value, hints[key], source)
+            if key in sections() and isinstance(value, dict):
+                fields = hints(sections()[key])
+                for inner, inner_value in value.items():
+                    if inner not in fields:
+                        _unknown(f"{key}.{inner}", source)
+                    values[inner] = coerce(inner, inner_value, fields[inner], source)
+            elif key in flat_hints():
+                values[key] = coerce(key, value, flat_hints()[key], source)
+            else:
+                _unknown(key, source)
         return cls(**values)
 
     @classmethod
@@ -178,6 +215,62 @@ class TrainConfig:
         data = self.to_dict()
         data.update({k: v for k, v in overrides.items() if v is not None})
         return TrainConfig.from_dict(data, source="command line")
+
+
+@functools.cache
+def sections() -> dict[str, type]:
+    """Section name -> its dataclass, in declaration order."""
+    return {
+        f.name: f.metadata["section"]
+        for f in dataclasses.fields(TrainConfig)
+        if "section" in f.metadata
+    }
+
+
+@functools.cache
+def own_fields() -> dict[str, dataclasses.Field]:
+    """The fields of ``TrainConfig`` itself (not its sections)."""
+    return {f.name: f for f in dataclasses.fields(TrainConfig) if "section" not in f.metadata}
+
+
+@functools.cache
+def owners() -> dict[str, str]:
+    """Flat field name -> the section holding it."""
+    found = {}
+    for name, cls in sections().items():
+        for field in dataclasses.fields(cls):
+            if field.name in found or field.name in own_fields() or field.name in sections():
+                raise TypeError(f"setting name {field.name!r} is used twice")
+            found[field.name] = name
+    return found
+
+
+@functools.cache
+def hints(cls: type) -> dict[str, Any]:
+    return {name: hint for name, hint in typing.get_type_hints(cls).items()}
+
+
+@functools.cache
+def flat_hints() -> dict[str, Any]:
+    """Flat field name -> its type, ``TrainConfig``'s own fields first, then each section's."""
+    found = {name: hints(TrainConfig)[name] for name in own_fields()}
+    for cls in sections().values():
+        found.update(hints(cls))
+    return found
+
+
+def flat_fields() -> list[dataclasses.Field]:
+    """Every field, flat, in the order of ``--help``."""
+    found = list(own_fields().values())
+    for cls in sections().values():
+        found += dataclasses.fields(cls)
+    return found
+
+
+def _unknown(key: str, source: str) -> None:
+    raise InvalidArgumentError(
+        f"{source}: unknown field {key!r}; fields: {', '.join(flat_hints())}"
+    )
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -196,96 +289,3 @@ def read_yaml(path: str | Path) -> Any:
 
 def write_yaml(path: str | Path, data: Any) -> None:
     write_text_atomically(path, yaml.safe_dump(data, sort_keys=False))
-
-
-def _coerce(key: str, value: Any, hint: Any, source: str) -> Any:
-    """Check ``value`` against the field's type, allowing int for float and list for tuple."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (hint,) = [a for a in args if a is not type(None)]
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-    bad = InvalidArgumentError(f"{source}: {key} must be {_type_name(hint)}; received {value!r}")
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise bad
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise bad
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise bad
-        return value
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise bad
-        if any(isinstance(v, bool) or not isinstance(v, int) for v in value):
-            raise bad
-        return tuple(value)
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise bad
-        return dict(value)
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise bad
-        return [_coerce(key, v, args[0], source) for v in value]
-    raise TypeError(f"unsupported config type {hint}")
-
-
-def _type_name(hint: Any) -> str:
-    origin = typing.get_origin(hint)
-    if origin is tuple:
-        return f"a list of {len(typing.get_args(hint))} integers"
-    if origin is dict:
-        return "a mapping"
-    if origin is list:
-        return "a list of numbers"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[hint]
-
-
-def _check_training_fields(config: TrainConfig) -> None:
-    """Range and choice checks of the optimisation and speed fields (names are checked
-    against their registries when training starts)."""
-    choices = {
-        "decay_mode": (config.decay_mode, ("l2", "decoupled")),
-        "mixed_precision": (config.mixed_precision, (None, "float16", "bfloat16")),
-    }
-    for key, (value, allowed) in choices.items():
-        if value not in allowed:
-            names = ", ".join(str(a) for a in allowed if a is not None)
-            raise InvalidArgumentError(f"{key} must be one of {names}; received {value!r}")
-    non_negative = {
-        "weight_decay": config.weight_decay,
-        "warmup_epochs": config.warmup_epochs,
-        "min_learning_rate": config.min_learning_rate,
-        "momentum": config.momentum,
-    }
-    for key, value in non_negative.items():
-        if value < 0:
-            raise InvalidArgumentError(f"{key} must be at least 0; received {value}")
-    if not 0 <= config.label_smoothing < 1:
-        raise InvalidArgumentError(
-            f"label_smoothing must be in [0, 1); received {config.label_smoothing}"
-        )
-    if not config.lr_decay_factor > 0 or not config.lr_decay_epochs > 0:
-        raise InvalidArgumentError(
-            "lr_decay_factor and lr_decay_epochs must be positive; received "
-            f"{config.lr_decay_factor} and {config.lr_decay_epochs}"
-        )
-    if list(config.lr_milestones) != sorted(config.lr_milestones) or any(
-        m <= 0 for m in config.lr_milestones
-    ):
-        raise InvalidArgumentError(
-            f"lr_milestones must be increasing positive epochs; received {config.lr_milestones}"
-        )
-    if config.freeze_until and config.trainable_from:
-        raise InvalidArgumentError("give freeze_until or trainable_from, not both")

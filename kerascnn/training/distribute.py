@@ -24,19 +24,36 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from kerascnn.errors import InvalidArgumentError
+import keras
+import tensorflow as tf
+
+from kerascnn.errors import InvalidArgumentError, first_line
+from kerascnn.settings import Setting, check, check_value, setting
 
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker", "tpu")
 
 
+@dataclass
+class DistributionConfig:
+    """Where the replicas of a run live (module docstring)."""
+
+    strategy: str = setting(
+        "auto",
+        "Distribution strategy (multi-worker: KERAS_BACKEND=jax).",
+        choices=STRATEGIES,
+    )
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
 def check_strategy(name: str) -> None:
-    if name not in STRATEGIES:
-        raise InvalidArgumentError(
-            f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}"
-        )
+    check_value("strategy", name, Setting("", choices=STRATEGIES))
 
 
 @dataclass(frozen=True)
@@ -144,8 +161,7 @@ class Distribution:
         """Under multi-worker, (re)set Keras's global distribution, which
         ``keras.backend.clear_session`` forgets; nothing otherwise."""
         if self.multi_worker:
-            import jax
-            import keras
+            import jax  # the optional [jax] extra
 
             distribution = keras.distribution.DataParallel(devices=jax.devices())
             keras.distribution.set_distribution(distribution)
@@ -175,8 +191,6 @@ def setup(name: str, cluster: Cluster | None = None) -> Distribution:
         InvalidArgumentError: an unknown name, a strategy the Keras backend cannot run, no
             TPU for ``tpu``, or no cluster for ``multi-worker``.
     """
-    import keras
-
     check_strategy(name)
     backend = keras.backend.backend()
     if name == "multi-worker":
@@ -187,8 +201,6 @@ def setup(name: str, cluster: Cluster | None = None) -> Distribution:
         raise InvalidArgumentError(
             f"--strategy {name} needs the TensorFlow backend; KERAS_BACKEND is {backend}"
         )
-    import tensorflow as tf
-
     gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
     if name == "auto":
         if len(gpus) > 1:
@@ -204,19 +216,18 @@ def setup(name: str, cluster: Cluster | None = None) -> Distribution:
         devices = gpus or [d.name for d in tf.config.list_logical_devices("CPU")]
         strategy = tf.distribute.MirroredStrategy(devices)
         return Distribution("mirrored", strategy.num_replicas_in_sync, strategy, devices=devices)
-    return _tpu(tf)
+    return _tpu()
 
 
-def _tpu(tf) -> Distribution:
+def _tpu() -> Distribution:
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         strategy = tf.distribute.TPUStrategy(resolver)
     except (ValueError, RuntimeError, tf.errors.OpError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
         raise InvalidArgumentError(
-            f"--strategy tpu: no TPU found ({type(error).__name__}: {first_line})"
+            f"--strategy tpu: no TPU found ({type(error).__name__}: {first_line(error)})"
         ) from None
     devices = [d.name for d in tf.config.list_logical_devices("TPU")]
     return Distribution("tpu", strategy.num_replicas_in_sync, strategy, devices=devices)
@@ -239,7 +250,7 @@ def _multi_worker(cluster: Cluster | None, backend: str) -> Distribution:
             "--strategy multi-worker needs --coordinator HOST:PORT, --num-workers N and "
             "--worker-index I (or TF_CONFIG)"
         )
-    import jax
+    import jax  # the optional [jax] extra
 
     if _JAX_DISTRIBUTED is None:
         # CPU workers exchange gradients through gloo; GPUs use NCCL whatever this says.
@@ -266,8 +277,6 @@ def shard_evenly(dataset, batch_size: int, examples: int, distribution: Distribu
     of steps): the last partial batch is dropped. Unchanged otherwise."""
     if not distribution.multi_worker:
         return dataset
-    import tensorflow as tf
-
     full = dataset.rebatch(batch_size, drop_remainder=True)
     return full.apply(tf.data.experimental.assert_cardinality(examples // batch_size))
 
@@ -285,15 +294,10 @@ def end_of_training(distribution: Distribution) -> None:
     evaluates and saves on its own devices (on whole splits, with no cross-worker steps to
     keep in step)."""
     if distribution.multi_worker:
-        import keras
-
         keras.distribution.set_distribution(None)
 
 
 def worker_scratch_dir(run_name: str, distribution: Distribution):
     """Where a worker other than 0 writes its copy of the run (a new temporary directory,
     kept, so its logs and weights can be looked at)."""
-    import tempfile
-    from pathlib import Path
-
     return Path(tempfile.mkdtemp(prefix=f"kerascnn-{run_name}-worker{distribution.worker_index}-"))

@@ -14,12 +14,14 @@ Either can leave out biases and normalisation parameters (``decay_bias_and_norm=
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import keras
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.registry import Registry
+from kerascnn.settings import check, setting
 
 OPTIMIZERS: Registry[Callable[..., keras.optimizers.Optimizer]] = Registry("optimizer")
 
@@ -45,6 +47,43 @@ OPTIMIZERS.add("adam", _plain(keras.optimizers.Adam))
 OPTIMIZERS.add("adamw", _plain(keras.optimizers.AdamW))
 OPTIMIZERS.add("rmsprop", _rmsprop)
 OPTIMIZERS.add("adagrad", _plain(keras.optimizers.Adagrad))
+
+DECAY_MODES = ("l2", "decoupled")
+
+
+@dataclass
+class OptimizationConfig:
+    """The optimiser and its weight decay (README "Options")."""
+
+    optimizer: str = setting(
+        "adam", "{choices} (sgd: momentum 0.9 unless --momentum).", names=OPTIMIZERS.names
+    )
+    momentum: float = setting(0.9, "SGD momentum.", low=0)
+    nesterov: bool = setting(False, "Nesterov momentum (SGD).", flag="switch")
+    weight_decay: float = setting(0.0, "Weight decay lambda.", low=0)
+    decay_mode: str = setting(
+        "l2", "l2: the papers' term in the loss; decoupled: AdamW's.", choices=DECAY_MODES
+    )
+    decay_bias_and_norm: bool = setting(
+        True, "Decay biases and normalisation parameters too.", flag="switch"
+    )
+    # Further keyword arguments of the Keras optimiser, e.g. {rho: 0.9, epsilon: 1.0}.
+    optimizer_options: dict[str, Any] = setting(
+        help="Further Keras optimiser arguments.", factory=dict, cli=False
+    )
+
+    def __post_init__(self) -> None:
+        check(self)
+
+    def create(self, learning_rate: Any) -> keras.optimizers.Optimizer:
+        return create_optimizer(
+            self.optimizer,
+            learning_rate,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            options=self.optimizer_options,
+        )
+
 
 # Variables of normalisation layers and biases, by the names Keras gives them.
 NORM_AND_BIAS = ("bias", "gamma", "beta", "moving_mean", "moving_variance", "scale", "offset")

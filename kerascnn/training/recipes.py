@@ -7,6 +7,7 @@ overridden). Precedence: defaults < recipe < ``--config FILE`` < flags.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,6 @@ def read_recipe(name: str) -> dict[str, Any]:
     """The recipe's own keys, ``description`` and ``base`` included."""
     path = CONFIGS / f"{name}.yaml"
     if "/" in name or not path.is_file():
-        import difflib
-
         close = difflib.get_close_matches(str(name), recipe_names(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UnknownNameError(

@@ -27,7 +27,9 @@ from typing import Any
 import keras
 from keras import ops
 
+from kerascnn.errors import InvalidArgumentError
 from kerascnn.registry import Registry
+from kerascnn.settings import check, setting
 
 
 @dataclass(frozen=True)
@@ -144,17 +146,67 @@ class LinearWarmup(keras.optimizers.schedules.LearningRateSchedule):
         return cls(**config)
 
 
-def settings_from_config(config, steps_per_epoch: int) -> ScheduleSettings:
+@dataclass
+class ScheduleConfig:
+    """The learning rate over a run: its start, the schedule and the schedule's parameters
+    (in epochs; only ``learning_rate``, ``schedule`` and ``warmup_epochs`` are flags, the
+    rest are config-file fields, README "Options")."""
+
+    learning_rate: float = setting(1e-3, "Initial learning rate.", low=0, low_open=True)
+    schedule: str = setting(
+        "constant",
+        "{choices} (parameters: --config).",
+        names=lambda: SCHEDULES.names(),
+    )
+    warmup_epochs: float = setting(0.0, "Linear warm-up.", low=0)
+    lr_decay_factor: float = setting(
+        0.1,
+        "step, multistep, exponential, plateau: the factor; inverse_time: the rate.",
+        low=0,
+        low_open=True,
+        cli=False,
+    )
+    lr_decay_epochs: float = setting(
+        30.0,
+        "step and exponential: the period; inverse_time: the time unit.",
+        low=0,
+        low_open=True,
+        cli=False,
+    )
+    lr_milestones: list[float] = setting(help="multistep: the epochs.", factory=list, cli=False)
+    lr_staircase: bool = setting(
+        False, "exponential and inverse_time: change once per period.", cli=False
+    )
+    lr_power: float = setting(1.0, "polynomial: the power.", cli=False)
+    min_learning_rate: float = setting(
+        0.0, "cosine, polynomial and plateau floor.", low=0, cli=False
+    )
+    plateau_patience: int = setting(
+        5, "Epochs without a lower validation error before dividing.", low=1, cli=False
+    )
+
+    def __post_init__(self) -> None:
+        check(self)
+        milestones = list(self.lr_milestones)
+        if milestones != sorted(milestones) or any(m <= 0 for m in milestones):
+            raise InvalidArgumentError(
+                f"lr_milestones must be increasing positive epochs; received {milestones}"
+            )
+
+
+def settings_from_config(
+    schedule: ScheduleConfig, steps_per_epoch: int, epochs: int
+) -> ScheduleSettings:
     return ScheduleSettings(
-        learning_rate=config.learning_rate,
+        learning_rate=schedule.learning_rate,
         steps_per_epoch=steps_per_epoch,
-        total_steps=config.epochs * steps_per_epoch,
-        decay_factor=config.lr_decay_factor,
-        decay_epochs=config.lr_decay_epochs,
-        milestones=tuple(config.lr_milestones),
-        staircase=config.lr_staircase,
-        power=config.lr_power,
-        min_learning_rate=config.min_learning_rate,
+        total_steps=epochs * steps_per_epoch,
+        decay_factor=schedule.lr_decay_factor,
+        decay_epochs=schedule.lr_decay_epochs,
+        milestones=tuple(schedule.lr_milestones),
+        staircase=schedule.lr_staircase,
+        power=schedule.lr_power,
+        min_learning_rate=schedule.min_learning_rate,
     )
 
 
@@ -186,32 +238,34 @@ class PlateauWarmup(keras.callbacks.Callback):
             self.model.optimizer.learning_rate = self.learning_rate
 
 
-def schedule_callbacks(config, steps_per_epoch: int) -> list[keras.callbacks.Callback]:
+def schedule_callbacks(
+    schedule: ScheduleConfig, steps_per_epoch: int
+) -> list[keras.callbacks.Callback]:
     """The callbacks a schedule needs: for ``plateau``, the reduction on validation error
     (and the warm-up); none for the others."""
-    if config.schedule not in CALLBACK_SCHEDULES:
+    if schedule.schedule not in CALLBACK_SCHEDULES:
         return []
     callbacks: list[keras.callbacks.Callback] = []
-    warmup_steps = round(config.warmup_epochs * steps_per_epoch)
+    warmup_steps = round(schedule.warmup_epochs * steps_per_epoch)
     if warmup_steps > 0:
-        callbacks.append(PlateauWarmup(config.learning_rate, warmup_steps))
+        callbacks.append(PlateauWarmup(schedule.learning_rate, warmup_steps))
     callbacks.append(
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_accuracy",  # validation error = 1 - accuracy
             mode="max",
-            factor=config.lr_decay_factor,
-            patience=config.plateau_patience,
-            min_lr=config.min_learning_rate,
+            factor=schedule.lr_decay_factor,
+            patience=schedule.plateau_patience,
+            min_lr=schedule.min_learning_rate,
             verbose=1,
         )
     )
     return callbacks
 
 
-def learning_rate_for(config, steps_per_epoch: int) -> Any:
+def learning_rate_for(schedule: ScheduleConfig, steps_per_epoch: int, epochs: int) -> Any:
     """What the optimiser is given: a float for ``plateau`` (so the callback can change it),
-    a schedule otherwise."""
-    if config.schedule in CALLBACK_SCHEDULES:
-        return config.learning_rate
-    settings = settings_from_config(config, steps_per_epoch)
-    return create_schedule(config.schedule, settings, config.warmup_epochs)
+    a schedule over ``epochs`` otherwise."""
+    if schedule.schedule in CALLBACK_SCHEDULES:
+        return schedule.learning_rate
+    settings = settings_from_config(schedule, steps_per_epoch, epochs)
+    return create_schedule(schedule.schedule, settings, schedule.warmup_epochs)

@@ -14,10 +14,44 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h5py
 import keras
 import numpy as np
 
 from kerascnn.errors import InvalidArgumentError, MissingFileError
+from kerascnn.settings import setting
+
+
+@dataclass
+class TransferConfig:
+    """Where a run's weights start and which layers stay frozen."""
+
+    init_from: str | None = setting(
+        None,
+        "Start from the matching layers of a run, .keras or .weights.h5.",
+        metavar="RUN_DIR_OR_WEIGHTS",
+        shown="",
+    )
+    freeze_until: str | None = setting(
+        None, "Freeze layers up to and including LAYER.", metavar="LAYER", shown=""
+    )
+    trainable_from: str | None = setting(
+        None, "Freeze the layers before LAYER.", metavar="LAYER", shown=""
+    )
+
+    def __post_init__(self) -> None:
+        if self.freeze_until and self.trainable_from:
+            raise InvalidArgumentError("give freeze_until or trainable_from, not both")
+
+    def apply(self, model: keras.Model) -> list[str]:
+        """Load and freeze as configured; lines saying what was done."""
+        notes = []
+        if self.init_from:
+            notes += init_from(model, self.init_from).lines()
+        frozen = freeze(model, until=self.freeze_until, trainable_from=self.trainable_from)
+        if frozen:
+            notes.append(f"frozen {len(frozen)} layers: {frozen[0]} ... {frozen[-1]}")
+        return notes
 
 
 @dataclass
@@ -68,8 +102,6 @@ def source_weights(source: str | Path) -> tuple[Path, dict[str, list[np.ndarray]
 def _weights_file(path: Path) -> dict[str, list[np.ndarray]]:
     """A ``.weights.h5`` names layers as Keras writes them (class name, then _1, _2...), so
     those keys are matched with the same keys computed for the model being trained."""
-    import h5py
-
     weights = {}
     with h5py.File(path, "r") as file:
         group = file["layers"]

@@ -1,14 +1,24 @@
 """The training configuration (STYLE 7), the optimiser registry and the training criteria."""
 
 import dataclasses
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
+import yaml
+from click.testing import CliRunner
 
-from kerascnn.training.config import TrainConfig, write_yaml
+from kerascnn import settings
+from kerascnn.cli import train_main
+from kerascnn.data.config import DataConfig
+from kerascnn.training.config import OutputConfig, TrainConfig, flat_fields, sections, write_yaml
+from kerascnn.training.distribute import DistributionConfig
 from kerascnn.training.losses import LOSSES, create_loss, rbf_penalty
-from kerascnn.training.optimizers import OPTIMIZERS, create_optimizer
+from kerascnn.training.optimizers import OPTIMIZERS, OptimizationConfig, create_optimizer
+from kerascnn.training.schedules import ScheduleConfig
+from kerascnn.training.tensorboard import LoggingConfig
+from kerascnn.training.transfer import TransferConfig
 
 
 def write(tmp_path, text):
@@ -281,3 +291,104 @@ def test_unknown_loss_names_the_closest_match():
     assert "crossentropy" in LOSSES
     with pytest.raises(ValueError, match="crossentropy"):
         create_loss("cross_entropy")
+
+
+# -- sections, and the flat names files and flags use ----------------------------------------
+
+FLAT_CONFIG = Path(__file__).parent / "data" / "flat_config.yaml"
+
+
+def test_a_flat_config_file_of_the_earlier_layout_still_loads():
+    """A config.yaml written before the fields were grouped into sections: every flat key lands
+    in its section, and the config writes the same keys and values back."""
+    written = yaml.safe_load(FLAT_CONFIG.read_text())
+    config = TrainConfig.from_yaml(FLAT_CONFIG)
+    assert config.data.mixup == 0.2 and config.data.augmentation == "cifar"
+    assert config.optimization.optimizer == "sgd" and config.optimization.weight_decay == 1e-4
+    assert config.lr_schedule.schedule == "multistep"
+    assert config.lr_schedule.lr_milestones == [3.0, 5.0]
+    assert config.transfer.freeze_until == "conv1"
+    assert config.distribution.strategy == "one-device"
+    assert config.logging.profile_batches == (2, 3)
+    assert config.output.run_name == "old" and config.output.export is False
+    assert yaml.safe_load(yaml.safe_dump(config.to_dict(), sort_keys=False)) == written
+
+
+def test_sections_may_be_written_as_mappings():
+    flat = TrainConfig.from_dict({"mixup": 0.3, "learning_rate": 0.5, "export": False})
+    nested = TrainConfig.from_dict(
+        {"data": {"mixup": 0.3}, "lr_schedule": {"learning_rate": 0.5}, "output": {"export": False}}
+    )
+    assert nested == flat
+    with pytest.raises(ValueError, match="data.learning_rate"):
+        TrainConfig.from_dict({"data": {"learning_rate": 0.5}})
+
+
+def test_a_flat_name_reads_through_to_its_section():
+    config = TrainConfig(mixup=0.4, learning_rate=0.02, histogram_freq=2)
+    assert (config.mixup, config.data.mixup) == (0.4, 0.4)
+    assert (config.learning_rate, config.lr_schedule.learning_rate) == (0.02, 0.02)
+    assert config.histogram_freq == config.logging.histogram_freq == 2
+    with pytest.raises(AttributeError, match="learnig_rate"):
+        config.learnig_rate  # noqa: B018
+
+
+def test_every_field_name_is_one_flat_key():
+    """No field is named twice, and no field shares a section's name, so flat keys are
+    unambiguous."""
+    names = [f.name for f in flat_fields()]
+    assert len(names) == len(set(names))
+    assert not set(names) & set(sections())
+    assert set(names) == set(TrainConfig().to_dict())
+
+
+@pytest.mark.parametrize(
+    "section, values, field",
+    [
+        (DataConfig, {"mixup": -1.0}, "mixup"),
+        (DataConfig, {"crop_fraction": 1.5}, "crop_fraction"),
+        (DataConfig, {"tta": "five-crop"}, "tta"),
+        (DataConfig, {"augmentation": "alexnt"}, "alexnet"),
+        (ScheduleConfig, {"lr_milestones": [5.0, 2.0]}, "lr_milestones"),
+        (ScheduleConfig, {"lr_decay_factor": 0.0}, "lr_decay_factor"),
+        (OptimizationConfig, {"decay_mode": "l1"}, "decay_mode"),
+        (OptimizationConfig, {"weight_decay": -1e-4}, "weight_decay"),
+        (TransferConfig, {"freeze_until": "a", "trainable_from": "b"}, "not both"),
+        (LoggingConfig, {"histogram_freq": -1}, "histogram_freq"),
+        (LoggingConfig, {"profile_batches": (3, 2)}, "profile_batches"),
+        (DistributionConfig, {"strategy": "mirror"}, "strategy"),
+        (OutputConfig, {"run_name": "a/b"}, "run_name"),
+    ],
+)
+def test_each_section_checks_its_own_fields(section, values, field):
+    with pytest.raises(ValueError, match=field):
+        section(**values)
+    with pytest.raises(ValueError, match=field):
+        TrainConfig(**values)
+
+
+def test_train_options_are_generated_from_the_config():
+    """Every flag-settable field is a `kerascnn train` option with the field's help, its
+    default as the help shows it, its choices and its bounds, and nothing else restates a
+    default: the command's other options are the few that are not training settings."""
+    params = {p.name: p for p in train_main.params}
+    cli_fields = [f for f in flat_fields() if settings.about(f).cli]
+    for field in cli_fields:
+        about, option = settings.about(field), params[field.name]
+        assert option.help == settings.help_text(field), field.name
+        assert option.default in (None, ()), field.name
+        if about.allowed() is not None:
+            assert list(option.type.choices) == [c for c in about.allowed() if c is not None]
+        if about.low is not None and not about.allowed():
+            assert (option.type.min, option.type.min_open) == (about.low, about.low_open)
+    assert set(params) - {f.name for f in cli_fields} == {
+        "config_file",
+        "report",
+        "coordinator",
+        "num_workers",
+        "worker_index",
+    }
+    shown = " ".join(CliRunner().invoke(train_main, ["--help"]).stdout.split())
+    for field in cli_fields:
+        assert params[field.name].opts[0] in shown
+        assert f"[{settings.shown_default(field)}]" in shown or not settings.shown_default(field)

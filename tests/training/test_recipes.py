@@ -1,6 +1,6 @@
-"""Recipes: every file loads into a TrainConfig, derives from a base, and states what
-/work/shared/reference/architectures.md ("Training recipes from the papers") and the papers
-cited in each file say; precedence defaults < recipe < --config < flags."""
+"""Recipes: every file loads into a TrainConfig, derives from a base, and states what the
+papers cited in each file say (README "Recipes"); precedence defaults < recipe < --config <
+flags."""
 
 import pytest
 import yaml
@@ -29,7 +29,7 @@ REQUIRED = [
 ]
 BASES = ("imagenet", "cifar")
 
-# From the reference document (architectures.md) unless a paper is named.
+# From the paper each recipe file cites (README "Recipes"), unless another paper is named.
 EXPECTED = {
     "alexnet": dict(
         optimizer="sgd", momentum=0.9, batch_size=128, learning_rate=0.01, schedule="plateau",

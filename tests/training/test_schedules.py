@@ -20,7 +20,7 @@ SPE = 10  # steps per epoch
 
 
 def rate(config, step):
-    schedule = learning_rate_for(config, SPE)
+    schedule = learning_rate_for(config.lr_schedule, SPE, config.epochs)
     return float(keras.ops.convert_to_numpy(schedule(step)))
 
 
@@ -83,12 +83,12 @@ def test_warmup_scales_the_first_epochs_linearly(name):
     for step in STEPS:
         expected = formula(step) * min(1.0, (step + 1) / warmup_steps)
         assert rate(c, step) == pytest.approx(expected, rel=1e-5), step
-    assert isinstance(learning_rate_for(c, SPE), LinearWarmup)
+    assert isinstance(learning_rate_for(c.lr_schedule, SPE, c.epochs), LinearWarmup)
 
 
 def test_schedules_survive_serialisation():
     c = config(schedule="multistep", lr_milestones=[3, 10], warmup_epochs=1)
-    schedule = learning_rate_for(c, SPE)
+    schedule = learning_rate_for(c.lr_schedule, SPE, c.epochs)
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
     for step in STEPS:
         assert float(restored(step)) == pytest.approx(float(schedule(step)))
@@ -96,15 +96,15 @@ def test_schedules_survive_serialisation():
 
 def test_plateau_is_a_plain_rate_with_a_reduce_callback():
     c = config(schedule="plateau", lr_decay_factor=0.1, plateau_patience=3)
-    assert learning_rate_for(c, SPE) == 0.1
-    (callback,) = schedule_callbacks(c, SPE)
+    assert learning_rate_for(c.lr_schedule, SPE, c.epochs) == 0.1
+    (callback,) = schedule_callbacks(c.lr_schedule, SPE)
     assert isinstance(callback, keras.callbacks.ReduceLROnPlateau)
     assert (callback.monitor, callback.factor, callback.patience) == ("val_accuracy", 0.1, 3)
 
 
 def test_unknown_schedule_names_close_matches():
     with pytest.raises(ValueError, match="cosine"):
-        learning_rate_for(config(schedule="cosin"), SPE)
+        learning_rate_for(config(schedule="cosin").lr_schedule, SPE, 20)
 
 
 def test_sgd_momentum_and_nesterov():
