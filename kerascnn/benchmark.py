@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from kerascnn.errors import InvalidArgumentError
+from kerascnn.runtime import load_artifact
 
 # The artifacts of an export directory, in the order the table lists them.
 EXPORT_FILES = (
@@ -57,22 +58,11 @@ def expand(paths: Sequence[str | Path]) -> list[Path]:
 
 def runner_for(path: Path, threads: int | None) -> tuple[str, tuple[int, ...], Callable]:
     """(kind, input shape, function of raw-pixel images) for ``path``, with the thread count
-    given to the runtimes that take one."""
-    from kerascnn.artifacts import load_artifact
-
-    artifact = load_artifact(path)
-    if artifact.kind == "tflite":
-        from kerascnn.export.tflite import TFLiteRunner
-
-        return artifact.kind, artifact.input_shape, TFLiteRunner(artifact.path, threads)
-    if artifact.kind == "onnx":
-        from kerascnn.export.onnx import OnnxRunner
-
-        return artifact.kind, artifact.input_shape, OnnxRunner(artifact.path, threads)
-    if artifact.kind == "keras":
-        model = artifact.keras_model
-        return artifact.kind, artifact.input_shape, model.predict_on_batch
-    return artifact.kind, artifact.input_shape, artifact.run
+    given to the runtimes that take one; a Keras model runs through ``predict_on_batch``, its
+    compiled function, as a server would call it."""
+    artifact = load_artifact(path, threads=threads)
+    run = artifact.keras_model.predict_on_batch if artifact.kind == "keras" else artifact.run
+    return artifact.kind, artifact.input_shape, run
 
 
 def median_seconds(run: Callable, images: np.ndarray, warmup: int, repeats: int) -> float:

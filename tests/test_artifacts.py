@@ -12,8 +12,9 @@ import pytest
 import tensorflow as tf
 
 import kerascnn
-from kerascnn.artifacts import Artifact, evaluate_artifact, load_artifact, read_images, top_k
+from kerascnn.evaluation import evaluate_artifact
 from kerascnn.export import export_model
+from kerascnn.runtime import Artifact, load_artifact, read_images, top_k
 
 TOLERANCE = 1e-4
 CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

@@ -1,5 +1,5 @@
-"""ONNX conversion with tf2onnx from the pixels-to-probabilities SavedModel, and a runner
-built on ONNX Runtime.
+"""ONNX conversion with tf2onnx from the pixels-to-probabilities SavedModel;
+``kerascnn.runtime.onnx`` runs the result.
 
 Why this route: ``keras.Model.export(format="onnx")`` (and ``tf2onnx.convert.from_function`` on
 the model's ``tf.function``) produce a graph with the preprocessing layer's mean and variance
@@ -17,14 +17,14 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
+import tensorflow as tf
 
 from kerascnn.errors import ExportError
-from kerascnn.export.saved_model import INPUT_NAME, OUTPUT_NAME, SIGNATURE
 from kerascnn.quiet import native_stderr_captured
+from kerascnn.runtime.onnx import INSTALL_HINT
+from kerascnn.runtime.signature import SIGNATURE
 
 OPSET = 17
-INSTALL_HINT = "pip install 'kerascnn[onnx]' (tf2onnx and onnxruntime)"
 
 
 def convert_onnx(saved_model_dir: str | Path, class_names: Sequence[str] | None = None) -> bytes:
@@ -34,12 +34,11 @@ def convert_onnx(saved_model_dir: str | Path, class_names: Sequence[str] | None 
     Raises:
         ExportError: tf2onnx is not installed.
     """
-    try:
+    try:  # the optional [onnx] extra
         import tf2onnx
         from tf2onnx import tf_loader
     except ImportError as error:
         raise ExportError(f"ONNX export needs tf2onnx: {INSTALL_HINT}") from error
-    import tensorflow as tf
 
     logging.getLogger("tf2onnx").setLevel(logging.ERROR)
     previous = tf.get_logger().level
@@ -68,32 +67,3 @@ def convert_onnx(saved_model_dir: str | Path, class_names: Sequence[str] | None 
         entry = proto.metadata_props.add()
         entry.key, entry.value = "class_names", json.dumps([str(n) for n in class_names])
     return proto.SerializeToString()
-
-
-class OnnxRunner:
-    """Runs a ``.onnx`` file (or its bytes) with ONNX Runtime on the CPU:
-    ``runner(images) -> probabilities``."""
-
-    def __init__(self, model: str | Path | bytes, num_threads: int | None = None):
-        try:
-            import onnxruntime
-        except ImportError as error:
-            raise ExportError(f"running ONNX models needs onnxruntime: {INSTALL_HINT}") from error
-        options = onnxruntime.SessionOptions()
-        if num_threads:
-            options.intra_op_num_threads = num_threads
-        options.log_severity_level = 3  # errors only
-        source = model if isinstance(model, bytes) else str(model)
-        self.session = onnxruntime.InferenceSession(
-            source, options, providers=["CPUExecutionProvider"]
-        )
-        inputs = {i.name: i for i in self.session.get_inputs()}
-        if INPUT_NAME not in inputs:
-            raise ValueError(f"the ONNX model has no '{INPUT_NAME}' input")
-        self.input_shape = tuple(inputs[INPUT_NAME].shape[1:])
-        metadata = self.session.get_modelmeta().custom_metadata_map
-        self.class_names = json.loads(metadata["class_names"]) if "class_names" in metadata else []
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        images = np.asarray(images, dtype="float32")
-        return np.asarray(self.session.run([OUTPUT_NAME], {INPUT_NAME: images})[0])

@@ -26,14 +26,16 @@ import keras
 import tensorflow as tf
 
 from kerascnn.data.pipeline import image_converter
+from kerascnn.runtime.signature import (
+    BYTES_INPUT_NAME,
+    BYTES_SIGNATURE,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    SIGNATURE,
+    TOP_K_CLASSES,
+    TOP_K_INDICES,
+)
 
-SIGNATURE = "serving_default"
-BYTES_SIGNATURE = "serving_bytes"
-INPUT_NAME = "images"
-BYTES_INPUT_NAME = "image_bytes"
-OUTPUT_NAME = "probabilities"
-TOP_K_INDICES = "top_k_indices"
-TOP_K_CLASSES = "top_k_classes"
 DEFAULT_TOP_K = 5
 
 

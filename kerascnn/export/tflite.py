@@ -1,5 +1,5 @@
 """TFLite conversion (from a SavedModel, the route that works under Keras 3) in four
-quantisation modes, and a runner built on the LiteRT interpreter.
+quantisation modes; ``kerascnn.runtime.tflite`` runs the result.
 
 Modes:
 
@@ -15,9 +15,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
-from kerascnn.export.saved_model import INPUT_NAME, OUTPUT_NAME, SIGNATURE
 from kerascnn.quiet import native_stderr_captured
+from kerascnn.runtime.signature import INPUT_NAME, SIGNATURE
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
 # Calibrating full-integer quantisation on fewer images gives unreliable activation ranges.
@@ -46,8 +47,6 @@ def convert_tflite(
         ValueError: unknown mode, or ``int8`` without enough representative images.
         RuntimeError (or TensorFlow's error): the converter failed.
     """
-    import tensorflow as tf
-
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"unknown quantisation {quantize!r}; choose from {QUANTIZE_MODES}")
     converter = tf.lite.TFLiteConverter.from_saved_model(
@@ -83,48 +82,3 @@ def convert_tflite(
             if detail and detail[-1] not in str(error):
                 raise RuntimeError(f"{error} ({detail[-1].strip()})") from error
             raise
-
-
-class TFLiteRunner:
-    """Runs a ``.tflite`` file (or its bytes) with LiteRT: ``runner(images) -> probabilities``.
-
-    Integer models (``int8``) are fed raw pixels quantised with the input's scale and zero
-    point, and their output is dequantised, so every mode takes and returns float32."""
-
-    def __init__(self, model: str | Path | bytes, num_threads: int | None = None):
-        from ai_edge_litert.interpreter import Interpreter
-
-        source = (
-            {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-        )
-        with native_stderr_captured():  # "INFO: Created TensorFlow Lite XNNPACK delegate"
-            self.interpreter = Interpreter(**source, num_threads=num_threads)
-            self.interpreter.allocate_tensors()  # applies the delegate, which logs
-            self.runner = self.interpreter.get_signature_runner(SIGNATURE)
-        self.input_details = self.runner.get_input_details()[INPUT_NAME]
-        self.output_details = self.runner.get_output_details()[OUTPUT_NAME]
-        self.input_shape = tuple(int(d) for d in self.input_details["shape_signature"][1:])
-        self.input_dtype = np.dtype(self.input_details["dtype"])
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        images = quantize(np.asarray(images, dtype="float32"), self.input_details)
-        outputs = np.asarray(self.runner(**{INPUT_NAME: images})[OUTPUT_NAME])
-        return dequantize(outputs, self.output_details)
-
-
-def quantize(values: np.ndarray, details: dict) -> np.ndarray:
-    """Float values to a tensor's integer type by its (scale, zero point); float tensors
-    take them as they are."""
-    dtype = np.dtype(details["dtype"])
-    if not np.issubdtype(dtype, np.integer):
-        return values.astype(dtype)
-    scale, zero_point = details["quantization"]
-    info = np.iinfo(dtype)
-    return np.clip(np.round(values / scale + zero_point), info.min, info.max).astype(dtype)
-
-
-def dequantize(values: np.ndarray, details: dict) -> np.ndarray:
-    if not np.issubdtype(values.dtype, np.integer):
-        return values.astype("float32")
-    scale, zero_point = details["quantization"]
-    return ((values.astype("float32") - zero_point) * scale).astype("float32")

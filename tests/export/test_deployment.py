@@ -1,11 +1,12 @@
-"""Deployment end to end (issue 7): ``kerascnn export`` of a LeNet-5 trained here on the
-digits, in every format and TFLite quantisation mode; each artifact loaded in a subprocess
-that does not import kerascnn (TensorFlow, LiteRT, ONNX Runtime only) and held to the issue's
-parity thresholds; predict, evaluate and benchmark on every kind; failures that leave nothing.
+"""Deployment end to end: ``kerascnn export`` of a LeNet-5 trained here on the digits, in
+every format and TFLite quantisation mode; each artifact loaded in a subprocess that does not
+import kerascnn (TensorFlow, LiteRT, ONNX Runtime only) and held to the parity thresholds;
+predict, evaluate and benchmark on every kind; failures that leave nothing.
 
-The thresholds are the issue's: float32 artifacts agree on every top-1 within 1e-4 of the
-Keras probabilities, float16 on >= 99.5% of top-1, full-integer int8 on >= 98% losing at most
-1 point of accuracy. Every figure compared is computed here from the artifacts' outputs."""
+The thresholds are README's ("Export and deployment"): float32 artifacts agree on every top-1
+within 1e-4 of the Keras probabilities, float16 on >= 99.5% of top-1, full-integer int8 on
+>= 98% losing at most 1 point of accuracy. Every figure compared is computed here from the
+artifacts' outputs."""
 
 import json
 import os
@@ -23,6 +24,7 @@ from click.testing import CliRunner
 
 import kerascnn
 import kerascnn.export
+import kerascnn.runtime
 from kerascnn.cli import main
 from kerascnn.data import load_dataset, split_arrays
 from kerascnn.data.pipeline import convert_channels
@@ -369,7 +371,7 @@ def test_predict_and_evaluate_every_artifact(exported, pngs, trained, artifact):
     result = invoke(["predict", directory / artifact, *digit_files, "--json", "--top-k", 2])
     assert result.exit_code == 0, result.output
     predictions = json.loads(result.output)
-    pixels = kerascnn.artifacts.read_images(digit_files, (32, 32, 1))
+    pixels = kerascnn.runtime.read_images(digit_files, (32, 32, 1))
     expected = model.predict(pixels, verbose=0).argmax(-1)
     assert [p["top_k"][0]["index"] for p in predictions] == list(expected)
     assert [p["top_k"][0]["class"] for p in predictions] == [CLASS_NAMES[i] for i in expected]
@@ -399,7 +401,7 @@ def test_class_names_travel_with_the_files(exported, tmp_path):
         shutil.copy(directory / name, alone / name)
         if name.endswith(".tflite"):
             shutil.copy(directory / "labels.txt", alone / "labels.txt")
-        artifact = kerascnn.artifacts.load_artifact(alone / name)
+        artifact = kerascnn.runtime.load_artifact(alone / name)
         assert artifact.class_names == CLASS_NAMES
 
 
@@ -448,7 +450,7 @@ def test_a_failed_onnx_conversion_leaves_nothing(trained, tmp_path, monkeypatch)
     def explode(*args, **kwargs):
         raise RuntimeError("Unsupported ops: Foo\nmore converter log")
 
-    monkeypatch.setattr(kerascnn.export, "convert_onnx", explode)
+    monkeypatch.setattr(kerascnn.export.directory, "convert_onnx", explode)
     result = CliRunner().invoke(
         main, ["export", str(run), "--export-dir", str(tmp_path), "--format", "onnx"]
     )
@@ -465,7 +467,7 @@ def test_an_int8_model_that_disagrees_fails_the_parity_check(
     directory, _ = exported
     _, model = trained
     _, (images, labels), _ = digits
-    original = kerascnn.export.TFLiteRunner
+    original = kerascnn.runtime.TFLiteRunner
 
     class Shifted(original):
         """Predicts the next class for a third of the images, as a broken quantisation might."""
@@ -476,7 +478,7 @@ def test_an_int8_model_that_disagrees_fails_the_parity_check(
                 outputs[::3] = np.roll(outputs[::3], 1, axis=-1)
             return outputs
 
-    monkeypatch.setattr(kerascnn.export, "TFLiteRunner", Shifted)
+    monkeypatch.setattr(kerascnn.export.directory, "TFLiteRunner", Shifted)
     with pytest.raises(ExportError, match="tflite_int8 disagrees with the Keras model: top-1"):
         kerascnn.export.measure_parity(model, directory, images, labels)
 

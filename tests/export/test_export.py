@@ -11,14 +11,10 @@ import tensorflow as tf
 import kerascnn
 import kerascnn.export
 from kerascnn.errors import ExportError, KerasCNNError
-from kerascnn.export import (
-    TFLiteRunner,
-    convert_tflite,
-    default_export_name,
-    export_model,
-    measure_parity,
-)
+from kerascnn.export import convert_tflite, export_model, measure_parity
+from kerascnn.export.directory import default_export_name
 from kerascnn.export.saved_model import export_saved_model
+from kerascnn.runtime import TFLiteRunner
 
 VARIANTS = ("paper", "modern")
 TOLERANCE = 1e-4
@@ -229,7 +225,7 @@ def explode(*args, **kwargs):
 
 
 def test_a_failed_conversion_leaves_nothing(tmp_path, lenet, monkeypatch):
-    monkeypatch.setattr(kerascnn.export, "convert_tflite", explode)
+    monkeypatch.setattr(kerascnn.export.directory, "convert_tflite", explode)
     destination = tmp_path / "lenet5"
     with pytest.raises(ExportError) as raised:
         export_model(lenet, destination, metadata={}, parity_images=raw_pixels(2))
@@ -242,7 +238,7 @@ def test_a_failed_conversion_leaves_nothing(tmp_path, lenet, monkeypatch):
 
 
 def test_a_failed_overwrite_keeps_the_previous_export(existing, lenet, monkeypatch):
-    monkeypatch.setattr(kerascnn.export, "convert_tflite", explode)
+    monkeypatch.setattr(kerascnn.export.directory, "convert_tflite", explode)
     before = snapshot(existing)
     with pytest.raises(ExportError, match="converter exploded"):
         export_model(lenet, existing, metadata={}, overwrite=True)
@@ -255,7 +251,7 @@ def test_an_artifact_out_of_tolerance_fails_the_export(tmp_path, lenet, monkeypa
         def __call__(self, images):
             return super().__call__(images) + 1e-3
 
-    monkeypatch.setattr(kerascnn.export, "TFLiteRunner", SkewedRunner)
+    monkeypatch.setattr(kerascnn.export.directory, "TFLiteRunner", SkewedRunner)
     destination = tmp_path / "lenet5"
     with pytest.raises(ExportError, match="tflite disagrees"):
         export_model(lenet, destination, metadata={}, parity_images=raw_pixels(2))
