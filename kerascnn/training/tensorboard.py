@@ -15,17 +15,62 @@ Under ``RUN_DIR/logs``:
   as ``final/<split>_<metric>`` scalars, so the HParams dashboard of ``tensorboard --logdir
   runs`` lists the runs side by side.
 
-The pictures reuse the inspection helpers (``kerascnn.inspect.draw`` and the report's
-confusion matrix), so TensorBoard and ``report.html`` draw the same things.
+The pictures are drawn by ``kerascnn.plotting``, as the run report's are, so TensorBoard and
+``report.html`` draw the same things.
 """
 
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
+import tensorflow as tf
+from tensorboard.plugins.hparams import api as hp
+
+from kerascnn import plotting
+from kerascnn.errors import InvalidArgumentError
+from kerascnn.evaluation import confusion_matrix
+from kerascnn.settings import check, setting
+from kerascnn.training.auxiliary import inference_model
+
+
+def parse_batches(text: str) -> tuple[int, int]:
+    """``A,B`` (batches A to B, 1-based) or ``A`` (one batch)."""
+    try:
+        parts = [int(p) for p in str(text).split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (1, 2) or not 1 <= parts[0] <= parts[-1]:
+        raise ValueError(f"expected A,B with 1 <= A <= B, got {text!r}")
+    return (parts[0], parts[-1])
+
+
+@dataclass
+class LoggingConfig:
+    """What a run writes for TensorBoard beyond the scalars (module docstring)."""
+
+    histogram_freq: int = setting(0, "Weight histograms every N epochs.", low=0)
+    tb_images_every: int = setting(
+        5, "Confusion matrix and misclassified images every N epochs and at the last.", low=0
+    )
+    profile_batches: tuple[int, int] | None = setting(
+        None, "Profile batches A to B.", shown="none", parse=parse_batches, metavar="A,B"
+    )
+
+    def __post_init__(self) -> None:
+        check(self)
+        if self.profile_batches is not None:
+            first, last = self.profile_batches = tuple(self.profile_batches)
+            if not 1 <= first <= last:
+                raise InvalidArgumentError(
+                    f"profile_batches must be two batch numbers A,B with 1 <= A <= B; "
+                    f"received {self.profile_batches!r}"
+                )
+
 
 # At most this many images in the training grid and the misclassified grid.
 GRID_IMAGES = 32
@@ -45,8 +90,6 @@ class ImageWriter(keras.callbacks.Callback):
 
     def image(self, tag: str, picture: np.ndarray, step: int) -> None:
         """One uint8 (H, W, 3) picture as ``tf.summary.image`` ``tag`` at ``step``."""
-        import tensorflow as tf
-
         if self.writer is None:
             self.writer = tf.summary.create_file_writer(str(self.log_dir))
         with self.writer.as_default():
@@ -61,9 +104,7 @@ class ImageWriter(keras.callbacks.Callback):
 
 def input_grid(images: np.ndarray, limit: int = GRID_IMAGES) -> np.ndarray:
     """Raw-pixel images (N, H, W, C) in 0-255 as one uint8 grid, each enlarged for sight."""
-    from kerascnn.inspect import draw
-
-    return draw.grid([draw.enlarge(draw.to_rgb(image)) for image in images[:limit]])
+    return plotting.grid([plotting.enlarge(plotting.to_rgb(image)) for image in images[:limit]])
 
 
 class TrainingImages(ImageWriter):
@@ -120,10 +161,6 @@ class ValidationImages(ImageWriter):
     def on_epoch_end(self, epoch, logs=None):
         if not self.due(epoch):
             return
-        from kerascnn.inspect import draw
-        from kerascnn.inspect.report import confusion_matrix, confusion_picture
-        from kerascnn.training.auxiliary import inference_model
-
         network = inference_model(self.model)
         logits = np.concatenate(
             [
@@ -135,14 +172,14 @@ class ValidationImages(ImageWriter):
         predictions = probabilities.argmax(-1)
         names = self.class_names
         matrix = confusion_matrix(self.labels, predictions, len(names))
-        picture = confusion_picture(
+        picture = plotting.confusion_picture(
             matrix, names, f"confusion matrix (validation, epoch {epoch + 1})"
         )
         self.image("validation/confusion_matrix", picture, step=epoch)
         wrong = np.flatnonzero(predictions != self.labels)[:MISCLASSIFIED]
         if len(wrong):
-            picture = draw.panels(
-                [draw.to_rgb(self.images[i]) for i in wrong],
+            picture = plotting.panels(
+                [plotting.to_rgb(self.images[i]) for i in wrong],
                 [
                     f"{names[self.labels[i]]} -> {names[predictions[i]]} "
                     f"({probabilities[i, predictions[i]]:.2f})"
@@ -161,9 +198,10 @@ def profile_batches(value: Any) -> tuple[int, int] | int:
 
 
 def callbacks(
-    config,
+    logging: LoggingConfig,
     log_dir: str | Path,
     *,
+    epochs: int,
     train_images,
     validation_data,
     class_names: list[str],
@@ -173,8 +211,9 @@ def callbacks(
     the training-input grid and the periodic validation pictures.
 
     Args:
-        config: the run's ``TrainConfig``.
+        logging: the run's TensorBoard settings.
         log_dir: ``RUN_DIR/logs``.
+        epochs: the run's length (the validation pictures are drawn at its last epoch).
         train_images: a training pipeline built like the one ``fit`` gets (not the same
             object, so drawing from it leaves the training order untouched).
         validation_data: the validation pipeline.
@@ -188,16 +227,16 @@ def callbacks(
         keras.callbacks.TensorBoard(
             log_dir=str(log_dir),
             write_graph=True,
-            histogram_freq=config.histogram_freq,
-            profile_batch=profile_batches(config.profile_batches),
+            histogram_freq=logging.histogram_freq,
+            profile_batch=profile_batches(logging.profile_batches),
         ),
         TrainingImages(log_dir / "train", train_images),
         ValidationImages(
             log_dir / "validation",
             validation_data,
             class_names,
-            every=config.tb_images_every,
-            epochs=config.epochs,
+            every=logging.tb_images_every,
+            epochs=epochs,
         ),
     ]
     if distribution is not None and distribution.multi_worker:
@@ -227,9 +266,6 @@ def write_hparams(
 ) -> None:
     """The run's configuration as an HParams session under ``log_dir``, and its final
     metrics (``metrics[split][name]``, numbers only) as ``final/<split>_<name>`` scalars."""
-    import tensorflow as tf
-    from tensorboard.plugins.hparams import api as hp
-
     hparams = {k: hparam_value(v) for k, v in config.items() if k not in NOT_HPARAMS}
     writer = tf.summary.create_file_writer(str(log_dir))
     with writer.as_default():
@@ -243,8 +279,6 @@ def write_hparams(
 def tensorboard_command(runs_dir: str | Path, port: int) -> list[str]:
     """The command ``kerascnn tensorboard`` runs: TensorBoard on ``runs_dir``, bound to the
     loopback interface only (the dashboard has no authentication)."""
-    import sys
-
     return [
         sys.executable,
         "-m",

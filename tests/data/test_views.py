@@ -14,7 +14,8 @@ from PIL import Image
 from kerascnn.cli import main
 from kerascnn.data import load_dataset
 from kerascnn.data.sources import Split
-from kerascnn.data.views import classification_metrics, predict_views, view_op
+from kerascnn.data.views import predict_views, view_op
+from kerascnn.evaluation import classification_metrics
 
 SIZE = 8
 

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kerascnn.inspect.model import preprocessing_mean, score_tensor, submodel
+from kerascnn.inspection.model import preprocessing_mean, score_tensor, submodel
 
 
 def _blur(images: tf.Tensor, sigma: float) -> tf.Tensor:

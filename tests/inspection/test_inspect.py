@@ -11,7 +11,7 @@ from tensorboard.plugins import projector
 
 from kerascnn import create_model
 from kerascnn.cli import main
-from kerascnn.inspect import (
+from kerascnn.inspection import (
     embeddings,
     fooling,
     gradcam,
@@ -20,8 +20,8 @@ from kerascnn.inspect import (
     occlusion,
     saliency,
 )
-from kerascnn.inspect.commands import dataset_inputs
-from kerascnn.inspect.model import feature_map_layer, features, first_conv, penultimate_tensor
+from kerascnn.inspection.commands import dataset_inputs
+from kerascnn.inspection.model import feature_map_layer, features, first_conv, penultimate_tensor
 
 pytestmark = pytest.mark.slow
 IMAGES = 16

@@ -8,12 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
+import tensorflow as tf
 
+from kerascnn import plotting
+from kerascnn.data import load_dataset, split_arrays
 from kerascnn.errors import InvalidArgumentError
-from kerascnn.inspect import attribution, draw, embeddings, synthesis
-from kerascnn.inspect.model import Inspectable, feature_map_layer, features, first_conv
+from kerascnn.inspection import attribution, embeddings, synthesis
+from kerascnn.inspection.model import Inspectable, feature_map_layer, features, first_conv
 from kerascnn.registry import Registry
+from kerascnn.runtime import read_images
 
 DEFAULT_IMAGES = 4
 
@@ -41,8 +46,6 @@ COMMANDS: Registry[Callable[..., Inspection]] = Registry("inspection")
 
 def dataset_inputs(target: Inspectable, split: str = "test", count: int = DEFAULT_IMAGES):
     """The first ``count`` images of the run's dataset split, with labels."""
-    from kerascnn.data import load_dataset, split_arrays
-
     data = load_dataset(target.metadata.get("dataset") or "digits")
     height, width, channels = target.input_shape
     images, labels = split_arrays(
@@ -54,8 +57,6 @@ def dataset_inputs(target: Inspectable, split: str = "test", count: int = DEFAUL
 
 def file_inputs(target: Inspectable, paths: Sequence[str | Path]) -> Inputs:
     """Image files, classed by the model's prediction."""
-    from kerascnn.artifacts import read_images
-
     images = read_images(paths, target.input_shape)
     classes = np.argmax(np.asarray(target.model(images, training=False)), axis=-1)
     return Inputs(images, classes.astype("int64"), [Path(p).stem for p in paths], labelled=False)
@@ -93,9 +94,9 @@ def filters(target: Inspectable, inputs: Inputs, **_: Any) -> Inspection:
         weights = kernel[..., k]
         # RGB kernels in colour; any other input depth as the mean over its channels.
         plane = weights if weights.shape[-1] == 3 else weights.mean(axis=-1)
-        image = draw.normalise(plane) * (255.0 if plane.ndim == 3 else 1.0)
-        tiles.append(draw.enlarge(draw.to_rgb(image), 32))
-    picture = draw.grid(tiles)
+        image = plotting.normalise(plane) * (255.0 if plane.ndim == 3 else 1.0)
+        tiles.append(plotting.enlarge(plotting.to_rgb(image), 32))
+    picture = plotting.grid(tiles)
     return Inspection(
         pictures={"filters.png": picture},
         notes=[f"{kernel.shape[-1]} kernels of {layer.name} {kernel.shape[:3]}"],
@@ -107,18 +108,18 @@ def activations(
     target: Inspectable, inputs: Inputs, layer: str | None = None, **_: Any
 ) -> Inspection:
     """Each feature map of ``layer`` (default: the first convolution) for each image."""
-    import keras
-
     chosen = feature_map_layer(target.model, layer or first_conv(target.model).name)
     maps = np.asarray(keras.Model(target.model.input, chosen.output)(inputs.images, training=False))
     result = Inspection(notes=[f"layer {chosen.name}, maps {maps.shape[1:]}"])
     for i, name in enumerate(inputs.names):
-        tiles = [draw.enlarge(draw.to_rgb(draw.normalise(inputs.images[i][..., 0])), 48)]
+        tiles = [
+            plotting.enlarge(plotting.to_rgb(plotting.normalise(inputs.images[i][..., 0])), 48)
+        ]
         tiles += [
-            draw.enlarge(draw.to_rgb(draw.normalise(maps[i, ..., c])), 48)
+            plotting.enlarge(plotting.to_rgb(plotting.normalise(maps[i, ..., c])), 48)
             for c in range(maps.shape[-1])
         ]
-        result.pictures[f"activations_{chosen.name}_{name}.png"] = draw.grid(tiles)
+        result.pictures[f"activations_{chosen.name}_{name}.png"] = plotting.grid(tiles)
     return result
 
 
@@ -132,13 +133,13 @@ def saliency(
     guided = attribution.guided_saliency(target.model, inputs.images, classes)
     result = Inspection()
     for i, name in enumerate(inputs.names):
-        s, g = draw.normalise(plain[i]), draw.normalise(guided[i])
+        s, g = plotting.normalise(plain[i]), plotting.normalise(guided[i])
         pictures = [
-            draw.to_rgb(inputs.images[i]),
-            draw.heat(s, "gray"),
-            draw.overlay(inputs.images[i], s),
-            draw.heat(g, "gray"),
-            draw.overlay(inputs.images[i], g),
+            plotting.to_rgb(inputs.images[i]),
+            plotting.heat(s, "gray"),
+            plotting.overlay(inputs.images[i], s),
+            plotting.heat(g, "gray"),
+            plotting.overlay(inputs.images[i], g),
         ]
         titles = [
             _title(target, inputs, i),
@@ -147,7 +148,7 @@ def saliency(
             "guided backprop",
             "overlay",
         ]
-        result.pictures[f"saliency_{name}.png"] = draw.panels(pictures, titles)
+        result.pictures[f"saliency_{name}.png"] = plotting.panels(pictures, titles)
     return result
 
 
@@ -167,16 +168,16 @@ def gradcam(
     for i, name in enumerate(inputs.names):
         scale = float(cams[i].max()) or 1.0
         pictures = [
-            draw.to_rgb(inputs.images[i]),
-            draw.heat(cams[i] / scale),
-            draw.overlay(inputs.images[i], large[i] / scale),
+            plotting.to_rgb(inputs.images[i]),
+            plotting.heat(cams[i] / scale),
+            plotting.overlay(inputs.images[i], large[i] / scale),
         ]
         titles = [
             _title(target, inputs, i),
             f"Grad-CAM {layer_name} ({target.class_names[classes[i]]})",
             "overlay",
         ]
-        result.pictures[f"gradcam_{name}.png"] = draw.panels(pictures, titles)
+        result.pictures[f"gradcam_{name}.png"] = plotting.panels(pictures, titles)
     return result
 
 
@@ -199,24 +200,22 @@ def occlusion(
     result = Inspection(notes=[f"patch {patch}, stride {stride}, grey {found.fill.tolist()}"])
     for i, name in enumerate(inputs.names):
         pictures = [
-            draw.to_rgb(inputs.images[i]),
-            draw.heat(found.probabilities[i]),
-            draw.overlay(inputs.images[i], large[i]),
+            plotting.to_rgb(inputs.images[i]),
+            plotting.heat(found.probabilities[i]),
+            plotting.overlay(inputs.images[i], large[i]),
         ]
         titles = [
             _title(target, inputs, i),
             f"p({target.class_names[classes[i]]}) occluded, 0-1",
             f"overlay (unoccluded {found.baseline[i]:.2f})",
         ]
-        result.pictures[f"occlusion_{name}.png"] = draw.panels(pictures, titles)
+        result.pictures[f"occlusion_{name}.png"] = plotting.panels(pictures, titles)
     return result
 
 
 @COMMANDS.register("neighbours")
 def neighbours(target: Inspectable, inputs: Inputs, k: int = 6, **_: Any) -> Inspection:
     """Per query image, the ``k`` nearest training images in penultimate feature space."""
-    from kerascnn.data import load_dataset, split_arrays
-
     data = load_dataset(target.metadata.get("dataset") or "digits")
     height, width, channels = target.input_shape
     train, labels = split_arrays(data.train, image_size=(height, width), channels=channels)
@@ -225,13 +224,13 @@ def neighbours(target: Inspectable, inputs: Inputs, k: int = 6, **_: Any) -> Ins
     )
     pictures, titles = [], []
     for i in range(len(inputs.names)):
-        pictures.append(draw.to_rgb(inputs.images[i]))
+        pictures.append(plotting.to_rgb(inputs.images[i]))
         titles.append(_title(target, inputs, i))
         for j, d in zip(index[i], distance[i], strict=True):
-            pictures.append(draw.to_rgb(train[j]))
+            pictures.append(plotting.to_rgb(train[j]))
             titles.append(f"{data.class_names[labels[j]]}  d={d:.2f}")
     return Inspection(
-        pictures={"neighbours.png": draw.panels(pictures, titles, columns=k + 1)},
+        pictures={"neighbours.png": plotting.panels(pictures, titles, columns=k + 1)},
         notes=[f"{k} nearest of {len(train)} training images"],
     )
 
@@ -245,8 +244,6 @@ def embedding_files(
     **_: Any,
 ) -> Inspection:
     """Penultimate features of a dataset split for TensorBoard's projector, and a 2-D map."""
-    from kerascnn.data import load_dataset, split_arrays
-
     data = load_dataset(target.metadata.get("dataset") or "digits")
     height, width, channels = target.input_shape
     images, labels = split_arrays(data.split(split), image_size=(height, width), channels=channels)
@@ -276,7 +273,7 @@ def class_models(
     result = Inspection()
     for image, c, p in zip(made, classes, probabilities, strict=True):
         name = target.class_names[c]
-        result.pictures[f"class_model_{name}.png"] = draw.enlarge(draw.to_rgb(image))
+        result.pictures[f"class_model_{name}.png"] = plotting.enlarge(plotting.to_rgb(image))
         result.notes.append(f"class {name}: p={p[c]:.3f}")
     return result
 
@@ -306,9 +303,9 @@ def fooling(
         peak = max(1e-6, float(np.abs(found.perturbation).max()))
         amplified = 127.5 + 127.5 * found.perturbation / peak
         pictures = [
-            draw.to_rgb(found.original),
-            draw.to_rgb(amplified),
-            draw.to_rgb(found.adversarial),
+            plotting.to_rgb(found.original),
+            plotting.to_rgb(amplified),
+            plotting.to_rgb(found.adversarial),
         ]
         outcome = "fooled" if found.fooled else "not fooled"
         titles = [
@@ -316,7 +313,7 @@ def fooling(
             f"perturbation x{127.5 / peak:.0f} ({found.steps} steps)",
             f"{names[found.adversarial_class]} p={found.adversarial_probability:.2f}",
         ]
-        result.pictures[f"fooling_{name}.png"] = draw.panels(pictures, titles)
+        result.pictures[f"fooling_{name}.png"] = plotting.panels(pictures, titles)
         result.notes.append(
             f"{name}: {outcome} after {found.steps} steps, max |perturbation| "
             f"{np.abs(found.perturbation).max():.1f} <= epsilon {epsilon:g}"
@@ -336,7 +333,7 @@ def save(inspection: Inspection, out_dir: str | Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, picture in inspection.pictures.items():
-        (out_dir / name).write_bytes(draw.png_bytes(picture))
+        (out_dir / name).write_bytes(plotting.png_bytes(picture))
         written.append(out_dir / name)
     for name, contents in inspection.files.items():
         path = out_dir / name
@@ -351,8 +348,6 @@ def save(inspection: Inspection, out_dir: str | Path) -> list[Path]:
 def log_to_tensorboard(inspection: Inspection, log_dir: str | Path, what: str) -> None:
     """The pictures as ``tf.summary.image`` under ``log_dir`` (tag ``what/file stem``); the
     projector files too, so TensorBoard's Projector tab finds them there."""
-    import tensorflow as tf
-
     writer = tf.summary.create_file_writer(str(log_dir))
     with writer.as_default():
         for name, picture in inspection.pictures.items():

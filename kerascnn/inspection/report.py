@@ -9,13 +9,16 @@ import html
 import json
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 
-from kerascnn.data.views import confusion_matrix
+from kerascnn import plotting
+from kerascnn.data import load_dataset, split_arrays
 from kerascnn.errors import MissingFileError
+from kerascnn.evaluation import confusion_matrix, per_class
 from kerascnn.files import write_text_atomically
-from kerascnn.inspect import commands, draw
-from kerascnn.inspect.model import load_inspectable
+from kerascnn.inspection import commands
+from kerascnn.inspection.model import load_inspectable
 
 # Training curves, in this order when metrics.json's history has them.
 CURVES = (
@@ -38,7 +41,7 @@ img { image-rendering: pixelated; display: block; margin: 0.5em 0; }
 
 def image_tag(picture: np.ndarray, alt: str) -> str:
     """An <img> holding ``picture`` as a PNG data URI, with its pixel size."""
-    data = base64.b64encode(draw.png_bytes(picture)).decode("ascii")
+    data = base64.b64encode(plotting.png_bytes(picture)).decode("ascii")
     height, width = picture.shape[:2]
     return (
         f'<img src="data:image/png;base64,{data}" width="{width}" height="{height}" '
@@ -53,8 +56,6 @@ def curve_titles(history: dict[str, list[float]]) -> list[tuple[str, str]]:
 
 def curves(history: dict[str, list[float]]) -> np.ndarray | None:
     """One panel per curve in ``curve_titles``, train and (when logged) validation."""
-    import matplotlib.pyplot as plt
-
     present = curve_titles(history)
     if not present:
         return None
@@ -71,30 +72,7 @@ def curves(history: dict[str, list[float]]) -> np.ndarray | None:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     figure.tight_layout()
-    return draw.figure_to_array(figure)
-
-
-def confusion_picture(
-    matrix: np.ndarray, class_names: list[str], title: str = "confusion matrix (test)"
-) -> np.ndarray:
-    import matplotlib.pyplot as plt
-
-    size = max(4.0, 0.45 * len(class_names) + 1.5)
-    figure, ax = plt.subplots(figsize=(size, size), dpi=90)
-    ax.imshow(matrix, cmap="Blues")
-    if len(class_names) <= 30:
-        ticks = np.arange(len(class_names))
-        ax.set_xticks(ticks, class_names, rotation=90, fontsize=8)
-        ax.set_yticks(ticks, class_names, fontsize=8)
-        for (i, j), count in np.ndenumerate(matrix):
-            if count:
-                colour = "white" if count > matrix.max() / 2 else "black"
-                ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color=colour)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    figure.tight_layout()
-    return draw.figure_to_array(figure)
+    return plotting.figure_to_array(figure)
 
 
 def build_report(run_dir: str | Path) -> str:
@@ -103,15 +81,12 @@ def build_report(run_dir: str | Path) -> str:
     Raises:
         FileNotFoundError: ``run_dir`` is not a finished run (no metrics.json or model.keras).
     """
-    from kerascnn.data import load_dataset, split_arrays
-
     run_dir = Path(run_dir)
     if not (run_dir / "metrics.json").is_file():
         raise MissingFileError(f"{run_dir} is not a finished run directory (no metrics.json)")
     target = load_inspectable(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     config = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").is_file() else ""
-    names = target.class_names
     data = load_dataset(target.metadata.get("dataset") or "digits")
     height, width, channels = target.input_shape
     images, labels = split_arrays(data.test, image_size=(height, width), channels=channels)
@@ -121,14 +96,24 @@ def build_report(run_dir: str | Path) -> str:
             for i in range(0, len(images), 256)
         ]
     )
-    predictions = probabilities.argmax(-1)
-    matrix = confusion_matrix(labels, predictions, len(names))
+    title = f"{run_dir.name}: {target.metadata.get('model_title')} on {data.name}"
+    parts = [f"<h1>{html.escape(title)}</h1>"]
+    parts += results_section(metrics)
+    parts.append(f"<h2>Configuration</h2><pre>{html.escape(config)}</pre>")
+    parts += curves_section(metrics.get("history", {}))
+    parts += test_split_sections(images, labels, probabilities, target.class_names)
+    parts += explanation_sections(target, images, labels)
+    body = "\n".join(parts)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(run_dir.name)} report</title><style>{STYLE}</style></head>"
+        f"<body>\n{body}\n</body></html>\n"
+    )
 
-    parts = [
-        f"<h1>{html.escape(run_dir.name)}: {html.escape(str(target.metadata.get('model_title')))}"
-        f" on {html.escape(data.name)}</h1>",
-        "<h2>Results</h2><table><tr><th></th><th>loss</th><th>top-1</th><th>top-5</th></tr>",
-    ]
+
+def results_section(metrics: dict) -> list[str]:
+    """Loss, top-1 and top-5 of each split, and the run's length."""
+    parts = ["<h2>Results</h2><table><tr><th></th><th>loss</th><th>top-1</th><th>top-5</th></tr>"]
     for split in ("train", "validation", "test"):
         row = metrics.get(split, {})
         cells = [f"{row['loss']:.4f}" if "loss" in row else "-"] + [
@@ -140,29 +125,40 @@ def build_report(run_dir: str | Path) -> str:
         f"{metrics.get('best_epoch')}), {metrics.get('train_seconds')} s; loss function "
         f"{html.escape(str(metrics.get('loss_function')))}.</p>"
     )
-    parts.append(f"<h2>Configuration</h2><pre>{html.escape(config)}</pre>")
-    history = metrics.get("history", {})
+    return parts
+
+
+def curves_section(history: dict[str, list[float]]) -> list[str]:
     picture = curves(history)
-    if picture is not None:
-        titles = ", ".join(title for _, title in curve_titles(history))
-        parts.append("<h2>Training curves</h2>" + image_tag(picture, f"training curves: {titles}"))
-    parts.append("<h2>Confusion matrix</h2>" + image_tag(confusion_picture(matrix, names), "cm"))
+    if picture is None:
+        return []
+    titles = ", ".join(title for _, title in curve_titles(history))
+    return ["<h2>Training curves</h2>" + image_tag(picture, f"training curves: {titles}")]
+
+
+def test_split_sections(
+    images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, names: list[str]
+) -> list[str]:
+    """The confusion matrix, per-class accuracy and the misclassified test images."""
+    predictions = probabilities.argmax(-1)
+    matrix = confusion_matrix(labels, predictions, len(names))
+    picture = plotting.confusion_picture(matrix, names)
+    parts = ["<h2>Confusion matrix</h2>" + image_tag(picture, "cm")]
     parts.append("<h2>Per-class accuracy (test)</h2><table>")
     parts.append("<tr><th>class</th><th>images</th><th>correct</th><th>accuracy</th></tr>")
-    for c, name in enumerate(names):
-        total, correct = int(matrix[c].sum()), int(matrix[c, c])
-        accuracy = f"{100 * correct / total:.1f}%" if total else "-"
+    for row in per_class(matrix, names):
+        accuracy = "-" if row["accuracy"] is None else f"{100 * row['accuracy']:.1f}%"
         parts.append(
-            f"<tr><th>{html.escape(name)}</th><td>{total}</td><td>{correct}</td>"
-            f"<td>{accuracy}</td></tr>"
+            f"<tr><th>{html.escape(row['class'])}</th><td>{row['images']}</td>"
+            f"<td>{row['correct']}</td><td>{accuracy}</td></tr>"
         )
     parts.append("</table>")
     wrong = np.flatnonzero(predictions != labels)
     parts.append(f"<h2>Misclassified test images ({len(wrong)} of {len(labels)})</h2>")
     if len(wrong):
         shown = wrong[:MISCLASSIFIED]
-        picture = draw.panels(
-            [draw.to_rgb(images[i]) for i in shown],
+        picture = plotting.panels(
+            [plotting.to_rgb(images[i]) for i in shown],
             [
                 f"{names[labels[i]]} -> {names[predictions[i]]} "
                 f"({probabilities[i, predictions[i]]:.2f})"
@@ -171,22 +167,23 @@ def build_report(run_dir: str | Path) -> str:
             columns=min(8, len(shown)),
         )
         parts.append(image_tag(picture, "misclassified"))
+    return parts
+
+
+def explanation_sections(target, images: np.ndarray, labels: np.ndarray) -> list[str]:
+    """Saliency and Grad-CAM of the first test images."""
     examples = commands.Inputs(
         images[:EXAMPLES],
         labels[:EXAMPLES].astype("int64"),
         [f"test{i}" for i in range(EXAMPLES)],
         labelled=True,
     )
+    parts = []
     for what, title in (("saliency", "Saliency"), ("gradcam", "Grad-CAM")):
         found = commands.inspect(what, target, examples)
         parts.append(f"<h2>{title}</h2>" + "".join(f"<p>{html.escape(n)}</p>" for n in found.notes))
         parts += [image_tag(p, name) for name, p in found.pictures.items()]
-    body = "\n".join(parts)
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(run_dir.name)} report</title><style>{STYLE}</style></head>"
-        f"<body>\n{body}\n</body></html>\n"
-    )
+    return parts
 
 
 def write_report(run_dir: str | Path) -> Path:

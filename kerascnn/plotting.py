@@ -1,5 +1,8 @@
-"""Pictures as uint8 arrays (H, W, 3): grids, heat-map overlays, labelled panels and
-matplotlib figures, plus PNG encoding. Matplotlib runs headless (Agg)."""
+"""Pictures as uint8 arrays (H, W, 3): grids, heat-map overlays, labelled panels, the
+confusion matrix and matplotlib figures, plus PNG encoding. Matplotlib runs headless (Agg).
+
+Shared by TensorBoard's pictures during training and by inspection and the run report, so
+both draw the same things."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402  (a matplotlib dependency)
 
 # Small inputs (8x8 digits upsampled to 32x32) are drawn at least this many pixels a side.
 MIN_SIDE = 96
@@ -92,10 +96,30 @@ def panels(images: list[np.ndarray], titles: list[str], columns: int | None = No
     return figure_to_array(figure)
 
 
+def confusion_picture(
+    matrix: np.ndarray, class_names: list[str], title: str = "confusion matrix (test)"
+) -> np.ndarray:
+    """Counts of (true, predicted) as a blue heat map, counts written in up to 30 classes."""
+    size = max(4.0, 0.45 * len(class_names) + 1.5)
+    figure, ax = plt.subplots(figsize=(size, size), dpi=90)
+    ax.imshow(matrix, cmap="Blues")
+    if len(class_names) <= 30:
+        ticks = np.arange(len(class_names))
+        ax.set_xticks(ticks, class_names, rotation=90, fontsize=8)
+        ax.set_yticks(ticks, class_names, fontsize=8)
+        for (i, j), count in np.ndenumerate(matrix):
+            if count:
+                colour = "white" if count > matrix.max() / 2 else "black"
+                ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color=colour)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    figure.tight_layout()
+    return figure_to_array(figure)
+
+
 def png_bytes(image: np.ndarray) -> bytes:
     """uint8 (H, W, 3) -> PNG file contents."""
-    from PIL import Image  # a matplotlib dependency
-
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(image, "uint8")).save(buffer, format="PNG")
     return buffer.getvalue()

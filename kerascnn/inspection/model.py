@@ -17,6 +17,8 @@ import numpy as np
 import tensorflow as tf
 
 from kerascnn.errors import InvalidArgumentError
+from kerascnn.models.lenet import ScaledTanh
+from kerascnn.runtime import load_artifact
 
 
 @dataclass
@@ -47,8 +49,6 @@ def load_inspectable(source: str | Path) -> Inspectable:
         FileNotFoundError: ``source`` does not exist.
         ValueError: ``source`` is a SavedModel or TFLite file (no layers to look into).
     """
-    from kerascnn.artifacts import load_artifact
-
     artifact = load_artifact(source)
     if artifact.keras_model is None:
         raise InvalidArgumentError(
@@ -162,8 +162,6 @@ def preprocessing_mean(model: keras.Model) -> np.ndarray | None:
 
 # Layers that are elementwise nonlinearities: guided backpropagation gates their gradients.
 def _is_activation_layer(layer: keras.layers.Layer) -> bool:
-    from kerascnn.models.lenet import ScaledTanh
-
     kinds = (
         keras.layers.Activation,
         keras.layers.ReLU,

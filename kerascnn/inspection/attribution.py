@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerascnn.errors import InvalidArgumentError
-from kerascnn.inspect.model import (
+from kerascnn.inspection.model import (
     feature_map_layer,
     guided_backprop,
     preprocessing_mean,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
+from google.protobuf import text_format
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+from tensorboard.plugins import projector
 
+from kerascnn import plotting
 from kerascnn.errors import InvalidArgumentError
-from kerascnn.inspect import draw
 
 METHODS = ("tsne", "pca")
 
@@ -22,7 +27,7 @@ def nearest(queries: np.ndarray, pool: np.ndarray, k: int) -> tuple[np.ndarray, 
 
 def sprite(images: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     """The projector's sprite: images in a square grid, no padding; and the tile size."""
-    tiles = [draw.to_rgb(image) for image in images]
+    tiles = [plotting.to_rgb(image) for image in images]
     side = int(np.ceil(np.sqrt(len(tiles))))
     h, w = tiles[0].shape[:2]
     canvas = np.zeros((side * h, side * w, 3), "uint8")
@@ -35,9 +40,6 @@ def sprite(images: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
 def projector_files(vectors: np.ndarray, labels: list[str], images: np.ndarray) -> dict:
     """``tensor.tsv`` (one vector a row), ``metadata.tsv`` (a header, one label a row),
     ``sprite.png`` and ``projector_config.pbtxt`` naming them, relative to their directory."""
-    from google.protobuf import text_format
-    from tensorboard.plugins import projector
-
     tensor = "\n".join("\t".join(f"{v:.6g}" for v in row) for row in vectors) + "\n"
     metadata = "index\tlabel\n" + "".join(f"{i}\t{name}\n" for i, name in enumerate(labels))
     picture, (height, width) = sprite(images)
@@ -52,7 +54,7 @@ def projector_files(vectors: np.ndarray, labels: list[str], images: np.ndarray) 
     return {
         "tensor.tsv": tensor,
         "metadata.tsv": metadata,
-        "sprite.png": draw.png_bytes(picture),
+        "sprite.png": plotting.png_bytes(picture),
         "projector_config.pbtxt": text_format.MessageToString(config),
     }
 
@@ -61,12 +63,8 @@ def project(vectors: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndar
     """2-D points: t-SNE (perplexity capped for small sets) or PCA."""
     if method not in METHODS:
         raise InvalidArgumentError(f"--method must be one of {', '.join(METHODS)}; got {method}")
-    from sklearn.decomposition import PCA
-
     if method == "pca" or len(vectors) < 5:
         return PCA(n_components=2, random_state=seed).fit_transform(vectors)
-    from sklearn.manifold import TSNE
-
     perplexity = min(30.0, (len(vectors) - 1) / 3)
     # Exact gradients: faster than Barnes-Hut below a few thousand points.
     tsne = TSNE(
@@ -81,8 +79,6 @@ def project(vectors: np.ndarray, method: str = "tsne", seed: int = 0) -> np.ndar
 
 def scatter(points: np.ndarray, labels: np.ndarray, class_names: list[str], method: str):
     """The 2-D points coloured by class, with a legend, as a uint8 image."""
-    import matplotlib.pyplot as plt
-
     figure, ax = plt.subplots(figsize=(6, 5), dpi=90)
     colours = plt.get_cmap("tab10" if len(class_names) <= 10 else "tab20")
     for c, name in enumerate(class_names):
@@ -94,4 +90,4 @@ def scatter(points: np.ndarray, labels: np.ndarray, class_names: list[str], meth
     ax.set_yticks([])
     ax.legend(fontsize=7, markerscale=1.5, loc="best", ncol=2 if len(class_names) > 10 else 1)
     figure.tight_layout()
-    return draw.figure_to_array(figure)
+    return plotting.figure_to_array(figure)

@@ -12,7 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from kerascnn.cli import main
-from kerascnn.inspect.report import confusion_matrix
+from kerascnn.evaluation import confusion_matrix
 
 pytestmark = pytest.mark.slow
 PREFIX = "data:image/png;base64,"
