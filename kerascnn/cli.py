@@ -6,13 +6,31 @@ exits with status 2. TensorFlow's start-up chatter is kept off the terminal (ker
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import subprocess
 import sys
+import types
+import typing
 from pathlib import Path
+from typing import Any
 
 import click
+import yaml
 
-from kerascnn.errors import KerasCNNError
+from kerascnn import application, settings
+from kerascnn import benchmark as bench
+from kerascnn.data.config import DataConfig
+from kerascnn.data.views import TTA_NAMES
+from kerascnn.errors import KerasCNNError, MissingFileError
+from kerascnn.export import FORMATS, QUANTIZE_MODES, export_trained
+from kerascnn.export.saved_model import DEFAULT_TOP_K
+from kerascnn.inspection.report import write_report
+from kerascnn.models import list_models, model_info
+from kerascnn.training.config import OutputConfig, flat_fields, flat_hints
+from kerascnn.training.distribute import resolve_cluster
+from kerascnn.training.recipes import list_recipes, resolve_config
+from kerascnn.training.tensorboard import tensorboard_command
 
 USER_ERROR = 2
 # Raised for a group invoked without a command (click 8.2+).
@@ -47,45 +65,25 @@ class Command(OneLineErrors, click.Command):
     pass
 
 
-class ImageSize(click.ParamType):
-    """``32`` (square) or ``32x40`` (height x width)."""
+class Parsed(click.ParamType):
+    """A setting's own parser (``Setting.parse``) as a click type: its ``ValueError`` becomes
+    click's one-line usage error naming the option."""
 
-    name = "SIZE"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        try:
-            parts = [int(p) for p in str(value).lower().replace(",", "x").split("x")]
-        except ValueError:
-            parts = []
-        if len(parts) not in (1, 2) or any(p < 1 for p in parts):
-            self.fail(f"expected N or HxW with positive integers, got {value!r}", param, ctx)
-        return (parts[0], parts[-1])
-
-
-class BatchRange(click.ParamType):
-    """``A,B`` (batches A to B, 1-based) or ``A`` (one batch)."""
-
-    name = "A,B"
+    def __init__(self, parse, name: str):
+        self.parse, self.name = parse, name
 
     def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
+        if not isinstance(value, str):
             return value
         try:
-            parts = [int(p) for p in str(value).split(",")]
-        except ValueError:
-            parts = []
-        if len(parts) not in (1, 2) or not 1 <= parts[0] <= parts[-1]:
-            self.fail(f"expected A,B with 1 <= A <= B, got {value!r}", param, ctx)
-        return (parts[0], parts[-1])
+            return self.parse(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
 def parse_options(values: tuple[str, ...]) -> dict:
     """``--model-option variant=modern`` -> ``{"variant": "modern"}`` (values parsed as YAML
     scalars, so numbers and booleans keep their types; nothing is evaluated)."""
-    import yaml
-
     options = {}
     for item in values:
         key, sep, raw = item.partition("=")
@@ -100,21 +98,49 @@ def parse_options(values: tuple[str, ...]) -> dict:
     return options
 
 
-TTA_CHOICES = ["none", "ten-crop", "multi-scale"]
-_crop_fraction = click.option(
-    "--crop-fraction",
-    type=click.FloatRange(min=0, max=1, min_open=True),
-    help="Evaluate the centre crop of the image resized to size / F. [the recipe's]",
-)
-_strict = click.option(
-    "--strict",
-    is_flag=True,
-    default=None,
-    help="An unreadable file in an image folder is an error instead of being skipped.",
-)
-_label_offset = click.option(
-    "--label-offset", type=int, help="Subtracted from TFRecord labels (ImageNet's start at 1). [1]"
-)
+def setting_option(field: dataclasses.Field):
+    """The click option of a configuration field, everything taken from the field: flag,
+    type, choices, bounds, help and the default it shows. Its default is None ("not given"),
+    so a config file or recipe fills what the flags leave."""
+    about = settings.about(field)
+    flag = about.option or "--" + field.name.replace("_", "-")
+    declarations = [f"{flag}/--no-{flag[2:]}" if about.flag == "switch" else flag, field.name]
+    kwargs: dict[str, Any] = {"help": settings.help_text(field), "default": None}
+    hint = flat_hints()[field.name]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # X | None: X
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if about.flag == "on":
+        kwargs["is_flag"] = True
+    elif about.parse is not None:
+        kwargs["type"] = Parsed(about.parse, about.metavar or field.name.upper())
+    elif typing.get_origin(hint) is dict:
+        kwargs.update(multiple=True, default=())
+    elif about.allowed() is not None:
+        kwargs["type"] = click.Choice([str(c) for c in about.allowed() if c is not None])
+    elif about.directory:
+        kwargs["type"] = click.Path(file_okay=False)
+    elif hint in (int, float) and (about.low is not None or about.high is not None):
+        kwargs["type"] = (click.IntRange if hint is int else click.FloatRange)(
+            about.low, about.high, min_open=about.low_open, max_open=about.high_open
+        )
+    elif hint in (int, float):
+        kwargs["type"] = hint
+    if about.metavar and about.parse is None:
+        kwargs["metavar"] = about.metavar
+    return click.option(*declarations, **kwargs)
+
+
+def config_options(command):
+    """One option per configuration field the command line sets (``TrainConfig``, in the
+    order of its fields and sections)."""
+    for field in reversed([f for f in flat_fields() if settings.about(f).cli]):
+        command = setting_option(field)(command)
+    return command
+
+
+def data_option(name: str):
+    """A data setting (``DataConfig``) as an option of another command."""
+    return setting_option(next(f for f in dataclasses.fields(DataConfig) if f.name == name))
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -123,96 +149,8 @@ def main():
     """kerascnn: the classic convolutional networks, trained, inspected and exported."""
 
 
-@click.option("--model", help="Registered model name (see `kerascnn models`). [lenet5]")
-@click.option(
-    "--dataset",
-    help="digits, mnist, fashion_mnist, cifar10, cifar100, an image folder, a .npz file, "
-    "tfrecord:GLOB or tfds:NAME. [digits]",
-)
-@click.option("--epochs", type=click.IntRange(min=1), help="Training epochs. [30]")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Batch size. [32]")
-@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), help="[0.001]")
-@click.option("--optimizer", help="sgd (momentum 0.9), adam, adamw, rmsprop or adagrad. [adam]")
-@click.option("--momentum", type=click.FloatRange(min=0), help="SGD momentum. [0.9]")
-@click.option("--nesterov/--no-nesterov", default=None, help="Nesterov momentum (SGD). [off]")
-@click.option("--weight-decay", type=click.FloatRange(min=0), help="Weight decay lambda. [0]")
-@click.option("--decay-mode", type=click.Choice(["l2", "decoupled"]), help="[l2]")
-@click.option(
-    "--decay-bias-and-norm/--no-decay-bias-and-norm",
-    default=None,
-    help="Decay biases and normalisation parameters too. [yes]",
-)
-@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), help="[0]")
-@click.option(
-    "--schedule",
-    help="constant, step, multistep, plateau, exponential, inverse_time, cosine or "
-    "polynomial (parameters: --config). [constant]",
-)
-@click.option("--warmup-epochs", type=click.FloatRange(min=0), help="Linear warm-up. [0]")
-@click.option(
-    "--early-stopping",
-    type=click.IntRange(min=1),
-    metavar="PATIENCE",
-    help="Stop after PATIENCE epochs without a lower validation error. [off]",
-)
-@click.option(
-    "--init-from",
-    metavar="RUN_DIR_OR_WEIGHTS",
-    help="Start from the matching layers of a run, .keras or .weights.h5.",
-)
-@click.option("--freeze-until", metavar="LAYER", help="Freeze layers up to and including LAYER.")
-@click.option("--trainable-from", metavar="LAYER", help="Freeze the layers before LAYER.")
-@click.option(
-    "--mixed-precision", type=click.Choice(["float16", "bfloat16"]), help="[off: float32]"
-)
-@click.option("--jit-compile", is_flag=True, default=None, help="Compile with XLA. [Keras decides]")
-@click.option("--steps-per-execution", type=click.IntRange(min=1), help="[1]")
-@click.option("--loss", help="crossentropy, rbf_penalty, or auto (the paper's). [auto]")
-@click.option("--image-size", type=ImageSize(), help="Input size N or HxW. [the model's]")
-@click.option("--seed", type=int, help="Random seed. [0]")
-@click.option("--run-name", help="Run directory name. [<model>-<dataset>-<time>]")
-@click.option("--output-dir", type=click.Path(file_okay=False), help="Runs go here. [runs]")
-@click.option(
-    "--export-dir", type=click.Path(file_okay=False), help="Exports go here. [saved_models]"
-)
-@click.option("--export/--no-export", default=None, help="Export after training. [export]")
-@click.option("--overwrite", is_flag=True, default=None, help="Replace an existing run and export.")
-@click.option(
-    "--model-option",
-    "model_options",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Family option, e.g. variant=modern (repeatable).",
-)
-@click.option(
-    "--augmentation", help="none, alexnet, vgg, resnet, inception or cifar (README: Data). [none]"
-)
-@click.option("--tta", type=click.Choice(TTA_CHOICES), help="Final test evaluation's views. [none]")
-@click.option(
-    "--normalization",
-    type=click.Choice(["auto", "channel-mean", "mean-image"]),
-    help="Pixel statistics in the model's first layer: the model's, or the training set's. [auto]",
-)
-@click.option("--mixup", type=click.FloatRange(min=0), help="Mixup Beta alpha, 0 = off. [0]")
-@click.option("--cutmix", type=click.FloatRange(min=0), help="CutMix Beta alpha, 0 = off. [0]")
-@_crop_fraction
-@_strict
-@_label_offset
+@config_options
 @click.option("--report", is_flag=True, default=False, help="Write RUN_DIR/report.html at the end.")
-@click.option(
-    "--histogram-freq", type=click.IntRange(min=0), help="Weight histograms every N epochs. [0]"
-)
-@click.option(
-    "--tb-images-every",
-    type=click.IntRange(min=0),
-    help="Confusion matrix and misclassified images every N epochs and at the last. [5]",
-)
-@click.option("--profile-batches", type=BatchRange(), help="Profile batches A to B. [none]")
-@click.option(
-    "--strategy",
-    type=click.Choice(["auto", "one-device", "mirrored", "multi-worker", "tpu"]),
-    help="Distribution strategy (multi-worker: KERAS_BACKEND=jax). [auto]",
-)
 @click.option("--coordinator", "coordinator", metavar="HOST:PORT", help="Multi-worker: worker 0.")
 @click.option("--num-workers", type=click.IntRange(min=1), help="Multi-worker: processes.")
 @click.option("--worker-index", type=click.IntRange(min=0), help="Multi-worker: this one's.")
@@ -222,33 +160,24 @@ def main():
     type=click.Path(dir_okay=False),
     help="YAML file of training settings; flags override it.",
 )
-@click.option("--recipe", help="A paper's recipe (see `kerascnn recipes`); --config overrides it.")
-def train(
-    config_file, recipe, model_options, report, coordinator, num_workers, worker_index, **flags
-):
+def train(config_file, report, coordinator, num_workers, worker_index, **flags):
     """Train a model, evaluate it on held-out data and export it.
 
     With no arguments: LeNet-5 on the embedded digits dataset. Writes TensorBoard logs,
     checkpoints, config.yaml and metrics.json under runs/<run-name>/, and model.keras, a
     SavedModel (1/) and model.tflite under saved_models/<run-name>/.
     """
-    from kerascnn.training import run_training
-    from kerascnn.training.distribute import resolve_cluster
-    from kerascnn.training.recipes import resolve_config
-
-    config = resolve_config(recipe, config_file)
-    overrides = dict(flags)
+    config = resolve_config(flags.pop("recipe"), config_file)
+    model_options = flags.pop("model_options")
     if model_options:
-        overrides["model_options"] = {**config.model_options, **parse_options(model_options)}
-    config = config.updated(**overrides)
+        flags["model_options"] = {**config.model_options, **parse_options(model_options)}
+    config = config.updated(**flags)
     cluster = None
-    if config.strategy == "multi-worker":
+    if config.distribution.strategy == "multi-worker":
         cluster = resolve_cluster(coordinator, num_workers, worker_index)
-    outcome = run_training(config, cluster=cluster)
+    outcome = application.run_training(config, cluster=cluster, notify=click.echo)
     print_summary(outcome)
     if report:
-        from kerascnn.inspect.report import write_report
-
         click.echo(f"  {'report':<20} {write_report(outcome.result.run_dir)}")
 
 
@@ -322,8 +251,6 @@ def models(pattern, as_json):
 
     Parameters and multiply-accumulates are for one image at the default input and the
     paper's class count, without auxiliary heads."""
-    from kerascnn import list_models, model_info
-
     names = list_models(pattern)
     if not names:
         raise click.BadParameter(f"no model matches {pattern!r}", param_hint="PATTERN")
@@ -368,37 +295,23 @@ def _si(count: int) -> str:
 )
 @click.option(
     "--tta",
-    type=click.Choice(TTA_CHOICES),
+    type=click.Choice(TTA_NAMES),
     default="none",
     show_default=True,
     help="Test-time views: one, AlexNet's 10 crops, or VGG's 3 scales, averaged.",
 )
-@_crop_fraction
-@_strict
-@_label_offset
+@data_option("crop_fraction")
+@data_option("strict")
+@data_option("label_offset")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 def evaluate(source, dataset, split, tta, crop_fraction, strict, label_offset, as_json):
     """Evaluate a run directory, .keras, SavedModel, .tflite or .onnx file on a dataset split,
     reporting top-1 and top-5 accuracy and error as the papers' tables do."""
-    from kerascnn.artifacts import load_artifact
-    from kerascnn.data import load_dataset
-    from kerascnn.data.views import evaluate_artifact_views
-
-    artifact = load_artifact(source)
-    data = load_dataset(
-        dataset or artifact.metadata.get("dataset") or "digits",
-        strict=bool(strict),
-        label_offset=1 if label_offset is None else label_offset,
+    given = {"strict": strict, "label_offset": label_offset}
+    data = DataConfig(**{k: v for k, v in given.items() if v is not None})
+    metrics = application.evaluate(
+        source, dataset=dataset, split=split, tta=tta, crop_fraction=crop_fraction, data=data
     )
-    metrics = evaluate_artifact_views(artifact, data.split(split), tta, crop_fraction)
-    metrics = {
-        "tta": tta,
-        "artifact": str(artifact.path),
-        "kind": artifact.kind,
-        "dataset": data.name,
-        "split": split,
-        **metrics,
-    }
     if as_json:
         click.echo(json.dumps(metrics, indent=2))
         return
@@ -409,7 +322,8 @@ def evaluate(source, dataset, split, tta, crop_fraction, strict, label_offset, a
     )
     views = "" if tta == "none" else f", {tta}"
     click.echo(
-        f"{artifact.path} ({artifact.kind}) on {data.name}/{split}{views}, {metrics['images']} "
+        f"{metrics['artifact']} ({metrics['kind']}) on {metrics['dataset']}/{split}{views}, "
+        f"{metrics['images']} "
         f"images: accuracy {100 * metrics['accuracy']:.2f}% (top-1 error "
         f"{100 * metrics['top1_error']:.2f}%){top5}  loss {metrics['loss']:.4f}"
     )
@@ -441,8 +355,6 @@ def print_per_class(per_class: list[dict], matrix: list[list[int]]) -> None:
 @main.command(cls=Command)
 def recipes():
     """List the papers' training recipes (kerascnn/configs/*.yaml), one line each."""
-    from kerascnn.training.recipes import list_recipes
-
     rows = list_recipes()
     width = max(len(name) for name, _ in rows)
     for name, description in rows:
@@ -452,7 +364,10 @@ def recipes():
 @main.command(cls=Command)
 @click.argument("source", metavar="RUN_DIR_OR_MODEL", type=click.Path())
 @click.option(
-    "--export-dir", type=click.Path(file_okay=False), default="saved_models", show_default=True
+    "--export-dir",
+    type=click.Path(file_okay=False),
+    default=OutputConfig().export_dir,
+    show_default=True,
 )
 @click.option("--name", help="Export name. [the run directory's name or the file's stem]")
 @click.option("--dataset", help="Dataset whose test split checks parity. [the run's]")
@@ -461,24 +376,26 @@ def recipes():
     "formats",
     default="saved_model,tflite",
     show_default=True,
-    help="Comma-separated: saved_model, tflite, onnx.",
+    help=f"Comma-separated: {', '.join(FORMATS)}.",
 )
 @click.option(
     "--quantize",
     default="none",
     show_default=True,
-    help="TFLite modes, comma-separated: none (float32), float16, dynamic, int8.",
+    help=f"TFLite modes, comma-separated ({', '.join(QUANTIZE_MODES)}; none: float32).",
 )
 @click.option(
-    "--top-k", type=click.IntRange(min=1), default=5, show_default=True, help="SavedModel top-k."
+    "--top-k",
+    type=click.IntRange(min=1),
+    default=DEFAULT_TOP_K,
+    show_default=True,
+    help="SavedModel top-k.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing export.")
 def export(source, export_dir, name, dataset, formats, quantize, top_k, overwrite):
     """Export a run directory or .keras file: model.keras, a SavedModel (1/), TFLite files
     (model.tflite, model_<mode>.tflite), model.onnx, labels.txt and metadata.json with each
     artifact's measured parity against the Keras model."""
-    from kerascnn.export import export_trained
-
     result = export_trained(
         source,
         export_dir,
@@ -507,19 +424,13 @@ def _comma_list(value: str) -> list[str]:
 def predict(artifact, images, top_k, as_json):
     """Classify IMAGES (JPEG, PNG, BMP, GIF) with a .keras, SavedModel, .tflite or .onnx ARTIFACT
     (or a run or export directory)."""
-    from kerascnn.artifacts import load_artifact, read_images
-    from kerascnn.artifacts import top_k as rank
-
-    loaded = load_artifact(artifact)
-    pixels = read_images(images, loaded.input_shape)
-    ranked = rank(loaded.predict(pixels), loaded.class_names, top_k)
+    predictions = application.predict(artifact, images, top_k)
     if as_json:
-        payload = [{"image": str(p), "top_k": r} for p, r in zip(images, ranked, strict=True)]
-        click.echo(json.dumps(payload, indent=2))
+        click.echo(json.dumps(predictions, indent=2))
         return
-    for path, predictions in zip(images, ranked, strict=True):
-        click.echo(f"{path}:")
-        for p in predictions:
+    for prediction in predictions:
+        click.echo(f"{prediction['image']}:")
+        for p in prediction["top_k"]:
             click.echo(f"  {p['class']:<16} {p['probability']:.4f}")
 
 
@@ -542,8 +453,6 @@ def benchmark(artifacts, batch_size, threads, warmup, repeats, as_json):
     """Latency at batch 1 and throughput at --batch-size of each ARTIFACT (an export
     directory stands for every artifact in it), the median of --repeats runs after --warmup,
     with ratios against the Keras model."""
-    from kerascnn import benchmark as bench
-
     timings = bench.benchmark(
         artifacts, batch_size=batch_size, threads=threads, warmup=warmup, repeats=repeats
     )
@@ -592,22 +501,14 @@ _class = click.option(
 
 
 def _inspect(what: str, source: str, images, out: str | None, **options) -> None:
-    from kerascnn.inspect import commands, load_inspectable
-
-    target = load_inspectable(source)
-    inputs = commands.file_inputs(target, images) if images else None
-    result = commands.inspect(what, target, inputs, **options)
-    out_dir = Path(out) if out else commands.default_out_dir(target, what)
-    written = commands.save(result, out_dir)
-    for note in result.notes:
+    done = application.inspect(what, source, images, out, **options)
+    for note in done.notes:
         click.echo(f"  {note}")
-    click.echo(
-        f"wrote {plural(len(written), 'file')} to {out_dir}: {', '.join(p.name for p in written)}"
-    )
-    if target.run_dir is not None:
-        log_dir = target.run_dir / "logs" / "inspect"
-        commands.log_to_tensorboard(result, log_dir, what)
-        click.echo(f"TensorBoard images in {log_dir}   (tensorboard --logdir {target.run_dir})")
+    names = ", ".join(p.name for p in done.written)
+    click.echo(f"wrote {plural(len(done.written), 'file')} to {done.out_dir}: {names}")
+    if done.log_dir is not None:
+        run_dir = done.log_dir.parent.parent
+        click.echo(f"TensorBoard images in {done.log_dir}   (tensorboard --logdir {run_dir})")
 
 
 @inspect.command(cls=Command)
@@ -719,21 +620,14 @@ def fooling(source, images, out, epsilon, step_size, max_steps):
 def report(run_dir):
     """Write RUN_DIR/report.html: configuration, training curves, confusion matrix,
     per-class accuracy, misclassified images, saliency and Grad-CAM examples (self-contained)."""
-    from kerascnn.inspect.report import write_report
-
     click.echo(f"report in {write_report(run_dir)}")
 
 
 @main.command(cls=Command)
-@click.argument("runs_dir", required=False, default="runs", type=click.Path())
+@click.argument("runs_dir", required=False, default=OutputConfig().output_dir, type=click.Path())
 @click.option("--port", type=click.IntRange(1, 65535), default=6006, show_default=True)
 def tensorboard(runs_dir, port):
     """Start TensorBoard on RUNS_DIR [runs], on 127.0.0.1 only (Ctrl-C stops it)."""
-    import subprocess
-
-    from kerascnn.errors import MissingFileError
-    from kerascnn.training.tensorboard import tensorboard_command
-
     if not Path(runs_dir).is_dir():
         raise MissingFileError(f"no runs directory {runs_dir}")
     click.echo(f"TensorBoard on http://127.0.0.1:{port}/ for {runs_dir}")

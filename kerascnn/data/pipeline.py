@@ -63,9 +63,6 @@ def build_dataset(
     else:
         fraction = crop_fraction if crop_fraction is not None else recipe.crop_fraction
         base = ops.base_op(height, width, None, fraction)
-    random_op = (
-        recipe.training_op(height, width, lighting) if training and recipe.name != "none" else None
-    )
 
     def prepare(image):
         image = convert_channels(tf.cast(image, tf.float32), channels)
@@ -75,18 +72,10 @@ def build_dataset(
         cache = fits_in_memory(
             split, height, width, channels, recipe.base_scale if training else None
         )
-    if split.in_memory:
-        dataset = tf.data.Dataset.from_tensor_slices(
-            (np.asarray(split.images), np.asarray(split.labels, dtype="int64"))
-        )
-        source_shuffled = False
-    else:
-        # Without a cache, shuffle file names before decoding (cheap); with one, shuffle after.
-        source_shuffled = training and not cache
-        # An undecodable file dropped mid-epoch would leave the epoch's length unknown (and
-        # Keras warning about running out of data); wrapping round keeps every epoch exactly
-        # len(split) examples, so the cardinality is known and no epoch ends early.
-        dataset = split.stream(source_shuffled, seed).repeat().take(len(split))
+    # Without a cache, a stream's file names are shuffled before decoding (cheap); otherwise
+    # the decoded examples are shuffled after the cache.
+    source_shuffled = training and not cache and not split.in_memory
+    dataset = examples(split, source_shuffled, seed)
     if shard is not None:
         dataset = dataset.shard(*shard)
     dataset = dataset.map(
@@ -96,46 +85,60 @@ def build_dataset(
         dataset = dataset.cache()
     if training and not source_shuffled:
         dataset = dataset.shuffle(min(len(split), 50_000), seed=seed, reshuffle_each_iteration=True)
-    if random_op is not None:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        dataset = tf.data.Dataset.zip((dataset, seeds)).map(
-            lambda pair, s: (random_op(pair[0], tf.cast(s, tf.int32)), pair[1]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+    if training and recipe.name != "none":
+        dataset = augmented(dataset, recipe.training_op(height, width, lighting), seed)
     if num_classes is not None:
         dataset = dataset.map(lambda image, label: (image, tf.one_hot(label, num_classes)))
     dataset = dataset.batch(batch_size)
-    mixers = [
-        m
-        for m in (ops.mixup(mixup) if mixup else None, ops.cutmix(cutmix) if cutmix else None)
-        if m
-    ]
-    if training and mixers:
+    if training and (mixup or cutmix):
         if num_classes is None:
             raise ValueError("mixup and cutmix need num_classes (one-hot labels)")
-        batch_seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True).batch(
-            2
-        )
-
-        def mix(batch, s):
-            images, labels = batch
-            s = tf.cast(s, tf.int32)
-            if len(mixers) == 1:
-                return mixers[0](images, labels, s)
-            # Both given: each batch gets one of them, as timm does.
-            pick = tf.random.stateless_uniform([], s, 0, 2, dtype=tf.int32)
-            return tf.cond(
-                pick == 0,
-                lambda: mixers[0](images, labels, s),
-                lambda: mixers[1](images, labels, s),
-            )
-
-        dataset = tf.data.Dataset.zip((dataset, batch_seeds)).map(
-            mix, num_parallel_calls=tf.data.AUTOTUNE
-        )
+        dataset = mixed(dataset, mixup, cutmix, seed + 1)
     options = tf.data.Options()
     options.deterministic = deterministic
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def examples(split: Split, shuffled: bool, seed: int) -> tf.data.Dataset:
+    """The split's ``(image, label)`` pairs: from memory, or decoded from its stream."""
+    if split.in_memory:
+        return tf.data.Dataset.from_tensor_slices(
+            (np.asarray(split.images), np.asarray(split.labels, dtype="int64"))
+        )
+    # An undecodable file dropped mid-epoch would leave the epoch's length unknown (and
+    # Keras warning about running out of data); wrapping round keeps every epoch exactly
+    # len(split) examples, so the cardinality is known and no epoch ends early.
+    return split.stream(shuffled, seed).repeat().take(len(split))
+
+
+def augmented(dataset: tf.data.Dataset, random_op: ops.Op, seed: int) -> tf.data.Dataset:
+    """Each image through ``random_op`` with its own stateless seed, drawn under ``seed``."""
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip((dataset, seeds)).map(
+        lambda pair, s: (random_op(pair[0], tf.cast(s, tf.int32)), pair[1]),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+
+
+def mixed(dataset: tf.data.Dataset, mixup: float, cutmix: float, seed: int) -> tf.data.Dataset:
+    """Batches of one-hot labels mixed by mixup and/or cutmix (alpha 0 = off); with both,
+    each batch gets one of them, as timm does."""
+    mixers = [make(alpha) for make, alpha in ((ops.mixup, mixup), (ops.cutmix, cutmix)) if alpha]
+    batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+
+    def mix(batch, s):
+        images, labels = batch
+        s = tf.cast(s, tf.int32)
+        if len(mixers) == 1:
+            return mixers[0](images, labels, s)
+        pick = tf.random.stateless_uniform([], s, 0, 2, dtype=tf.int32)
+        return tf.cond(
+            pick == 0,
+            lambda: mixers[0](images, labels, s),
+            lambda: mixers[1](images, labels, s),
+        )
+
+    return tf.data.Dataset.zip((dataset, batch_seeds)).map(mix, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def fits_in_memory(

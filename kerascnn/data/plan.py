@@ -10,6 +10,7 @@ from typing import Any
 import keras
 
 from kerascnn.data import ops
+from kerascnn.data.config import DataConfig
 from kerascnn.data.sources import Dataset
 from kerascnn.data.statistics import normalization_options, pixel_statistics
 from kerascnn.errors import InvalidArgumentError
@@ -17,10 +18,9 @@ from kerascnn.errors import InvalidArgumentError
 
 @dataclass
 class DataPlan:
-    augmentation: str
-    crop_fraction: float | None
-    mixup: float
-    cutmix: float
+    """The data options of a run with what they need computed from its training split."""
+
+    config: DataConfig
     num_classes: int
     model_options: dict[str, Any] = field(default_factory=dict)  # mean/std overrides
     lighting: ops.Op | None = None
@@ -28,19 +28,21 @@ class DataPlan:
 
     @property
     def one_hot(self) -> bool:
-        return bool(self.mixup or self.cutmix)
+        return bool(self.config.mixup or self.config.cutmix)
 
-    def pipeline_kwargs(self, training: bool) -> dict[str, Any]:
+    def pipeline_options(self) -> dict[str, Any]:
+        """``build_dataset``'s data options (the split decides what applies: augmentation
+        and mixing train, the crop fraction evaluates)."""
         return {
             # Under --strategy multi-worker Keras's DataParallel gives each worker its share
             # of every global batch, so the pipeline itself is not sharded.
             "shard": None,
-            "augmentation": self.augmentation,
-            "crop_fraction": self.crop_fraction,
+            "augmentation": self.config.augmentation,
+            "crop_fraction": self.config.crop_fraction,
             "lighting": self.lighting,
             "num_classes": self.num_classes if self.one_hot else None,
-            "mixup": self.mixup,
-            "cutmix": self.cutmix,
+            "mixup": self.config.mixup,
+            "cutmix": self.config.cutmix,
         }
 
     def loss_and_metrics(self, loss_name: str, loss, metrics: list, label_smoothing: float = 0.0):
@@ -66,17 +68,13 @@ def check_mixing_loss(loss_name: str) -> None:
         )
 
 
-def plan_data(config, dataset: Dataset, image_size: Sequence[int], channels: int) -> DataPlan:
-    """Compute what the configuration needs from the training split (its mean for
+def plan_data(
+    config: DataConfig, dataset: Dataset, image_size: Sequence[int], channels: int
+) -> DataPlan:
+    """Compute what the data options need from the training split (its mean for
     ``normalization``, its RGB eigen-decomposition for the lighting of ``alexnet``/``resnet``)."""
     recipe = ops.RECIPES.get(config.augmentation)
-    plan = DataPlan(
-        augmentation=config.augmentation,
-        crop_fraction=config.crop_fraction,
-        mixup=config.mixup,
-        cutmix=config.cutmix,
-        num_classes=dataset.num_classes,
-    )
+    plan = DataPlan(config, num_classes=dataset.num_classes)
     needs_lighting = recipe.uses_lighting and channels == 3
     if config.normalization != "auto" or needs_lighting:
         stats = pixel_statistics(dataset.train, image_size=image_size, channels=channels)

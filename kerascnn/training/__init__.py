@@ -1,19 +1,20 @@
-"""Training: configuration, optimisers, callbacks and ``train_and_evaluate``."""
+"""Training: the configuration, optimisers, schedules, callbacks and a run in named steps
+(``plan_training``, ``train``, ``train_and_evaluate``)."""
 
 from kerascnn.training.config import TrainConfig
-from kerascnn.training.train import (
-    RunOutcome,
+from kerascnn.training.run import (
+    TrainingPlan,
     TrainResult,
-    prepare_run_dir,
-    run_training,
+    plan_training,
+    train,
     train_and_evaluate,
 )
 
 __all__ = [
-    "RunOutcome",
     "TrainConfig",
     "TrainResult",
-    "prepare_run_dir",
-    "run_training",
+    "TrainingPlan",
+    "plan_training",
+    "train",
     "train_and_evaluate",
 ]

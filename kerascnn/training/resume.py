@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import yaml
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.files import write_text_atomically
@@ -58,8 +59,6 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool, config: dict | None = 
 
 
 def _check_same_config(run_dir: Path, config: dict) -> None:
-    import yaml
-
     saved_path = run_dir / "config.yaml"
     if not saved_path.is_file():
         return
@@ -93,10 +92,11 @@ class RunBackup(keras.callbacks.BackupAndRestore):
     history of every completed epoch, and ``checkpoints.best``/``best_epoch`` so that
     ``best.keras`` is only replaced by a better epoch after a resume."""
 
-    def __init__(self, backup_dir: str | Path, checkpoints=None):
+    def __init__(self, backup_dir: str | Path, checkpoints=None, notify=None):
         super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
         self.directory = Path(backup_dir)
         self.checkpoints = checkpoints
+        self.notify = notify or (lambda line: None)  # tells the user a run resumes
         self.history: dict[str, list[float]] = {}
         self.restored_epoch = 0
 
@@ -112,7 +112,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         # How Keras' BackupAndRestore tells fit() which epoch to start from.
         model._initial_epoch = epoch
         self.restored_epoch = epoch
-        print(f"resuming {self.directory.parent} after epoch {epoch}")
+        self.notify(f"resuming {self.directory.parent} after epoch {epoch}")
         self.history = {k: list(v[:epoch]) for k, v in state["history"].items()}
         if self.checkpoints is not None:
             self.checkpoints.best = state.get("best")

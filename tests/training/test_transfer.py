@@ -85,8 +85,8 @@ def test_fine_tune_a_run_with_a_new_head_via_the_command_line(tmp_path):
 
 @pytest.mark.slow
 def test_mixed_bfloat16_run_trains_and_exports_float32(tmp_path):
-    from kerascnn.artifacts import load_artifact
-    from kerascnn.training import run_training
+    from kerascnn.application import run_training
+    from kerascnn.runtime import load_artifact
 
     config = TrainConfig(
         epochs=1,
@@ -115,7 +115,7 @@ def test_mixed_bfloat16_run_trains_and_exports_float32(tmp_path):
 
 @pytest.mark.slow
 def test_jit_compile_and_steps_per_execution_reach_the_training_step(tmp_path, monkeypatch):
-    from kerascnn.training import run_training
+    from kerascnn.application import run_training
 
     compiled = []
     original = keras.Model.compile

@@ -1,0 +1,155 @@
+"""What the commands do, between parsing and printing: each function takes what the user gave,
+calls the libraries in order and returns what the command line prints.
+
+- ``run_training``: ``kerascnn train``: plan, prepare the run directory, train, export;
+- ``evaluate``, ``predict``: an artifact on a dataset split, or on image files;
+- ``inspect``: one ``kerascnn inspect`` command, written to files and TensorBoard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kerascnn.data import load_dataset, split_arrays
+from kerascnn.data.config import DataConfig
+from kerascnn.errors import InvalidArgumentError
+from kerascnn.evaluation import evaluate_artifact_views
+from kerascnn.export import ExportResult, export_model
+from kerascnn.inspection import commands, load_inspectable
+from kerascnn.runtime import load_artifact, read_images, top_k
+from kerascnn.training import distribute
+from kerascnn.training.config import TrainConfig
+from kerascnn.training.resume import prepare_run_dir
+from kerascnn.training.run import TrainResult, plan_training, train
+
+# The export parity check runs on at most this many test images (a large test split, such as
+# an image folder's, is never decoded into memory whole).
+PARITY_LIMIT = 1000
+
+
+@dataclass
+class RunOutcome:
+    result: TrainResult
+    export: ExportResult | None  # None with the export turned off or skipped
+    notes: list[str] = field(default_factory=list)  # lines for the summary
+
+
+def run_training(
+    config: TrainConfig,
+    *,
+    verbose: int | str = "auto",
+    cluster: distribute.Cluster | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> RunOutcome:
+    """What ``kerascnn train`` does: check everything a user can get wrong before any work,
+    train and evaluate into ``output_dir/<run-name>``, then export to
+    ``export_dir/<run-name>`` with a parity check on the test split.
+
+    Under ``--strategy multi-worker`` (``cluster``, or ``TF_CONFIG``), worker 0 writes the
+    run directory; the other workers write theirs to a new temporary directory, so no two
+    workers write the same file. The export is left to ``kerascnn export RUN_DIR`` (it needs
+    the TensorFlow backend). ``notify`` receives lines to show while training."""
+    output = config.output
+    run_name = config.resolved_run_name()
+    destination = Path(output.export_dir) / run_name
+    if output.export and destination.exists() and not output.overwrite:
+        raise InvalidArgumentError(
+            f"export directory {destination} already exists; choose another --run-name "
+            f"or pass --overwrite"
+        )
+    plan = plan_training(config, cluster=cluster)
+    if plan.distribution.is_chief:
+        run_dir = prepare_run_dir(
+            Path(output.output_dir) / run_name, output.overwrite, config.to_dict()
+        )
+    else:
+        run_dir = distribute.worker_scratch_dir(run_name, plan.distribution)
+    result = train(plan, run_dir, verbose=verbose, notify=notify)
+    if not output.export:
+        return RunOutcome(result=result, export=None)
+    if plan.distribution.multi_worker:
+        note = (
+            f"export skipped under multi-worker (JAX backend); run `kerascnn export {run_dir}`"
+            if plan.distribution.is_chief
+            else "export skipped: worker 0 holds the run"
+        )
+        return RunOutcome(result=result, export=None, notes=[note])
+    images, _ = split_arrays(
+        plan.dataset.test,
+        image_size=plan.input_shape[:2],
+        channels=plan.input_shape[-1],
+        limit=PARITY_LIMIT,
+    )
+    summary = {k: v for k, v in result.metrics.items() if k != "history"}
+    exported = export_model(
+        result.model,
+        destination,
+        metadata={**result.metadata, "run": str(run_dir), "metrics": summary},
+        parity_images=images,
+        overwrite=output.overwrite,
+    )
+    return RunOutcome(result=result, export=exported)
+
+
+def evaluate(
+    source: str | Path,
+    *,
+    dataset: str | None = None,
+    split: str = "test",
+    tta: str = "none",
+    crop_fraction: float | None = None,
+    data: DataConfig | None = None,
+) -> dict[str, Any]:
+    """``kerascnn evaluate``: an artifact on a split of ``dataset`` (by default the one it was
+    trained on), with per-class accuracy and the confusion matrix."""
+    artifact = load_artifact(source)
+    data = data or DataConfig()
+    found = load_dataset(
+        dataset or artifact.metadata.get("dataset") or "digits", **data.source_options()
+    )
+    metrics = evaluate_artifact_views(artifact, found.split(split), tta, crop_fraction)
+    return {
+        "tta": tta,
+        "artifact": str(artifact.path),
+        "kind": artifact.kind,
+        "dataset": found.name,
+        "split": split,
+        **metrics,
+    }
+
+
+def predict(source: str | Path, images: Sequence[str | Path], k: int) -> list[dict[str, Any]]:
+    """``kerascnn predict``: the ``k`` most probable classes of each image file."""
+    artifact = load_artifact(source)
+    pixels = read_images(images, artifact.input_shape)
+    ranked = top_k(artifact.predict(pixels), artifact.class_names, k)
+    return [{"image": str(p), "top_k": r} for p, r in zip(images, ranked, strict=True)]
+
+
+@dataclass
+class Inspected:
+    out_dir: Path
+    written: list[Path]
+    notes: list[str]
+    log_dir: Path | None  # the run's TensorBoard directory the pictures went to, if any
+
+
+def inspect(
+    what: str, source: str | Path, images: Sequence[str], out: str | None, **options: Any
+) -> Inspected:
+    """One ``kerascnn inspect`` command on a run, export or ``.keras`` file: its pictures
+    written under ``out`` (by default beside the model), and into the run's TensorBoard
+    logs when ``source`` is a run directory."""
+    target = load_inspectable(source)
+    inputs = commands.file_inputs(target, images) if images else None
+    result = commands.inspect(what, target, inputs, **options)
+    out_dir = Path(out) if out else commands.default_out_dir(target, what)
+    written = commands.save(result, out_dir)
+    log_dir = None
+    if target.run_dir is not None:
+        log_dir = target.run_dir / "logs" / "inspect"
+        commands.log_to_tensorboard(result, log_dir, what)
+    return Inspected(out_dir, written, result.notes, log_dir)
