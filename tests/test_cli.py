@@ -1,5 +1,5 @@
 """The command line end to end: `kerascnn-train` as a user runs it, then every subcommand on
-what it wrote, and the one-line errors of part 9 of the foundation issue."""
+what it wrote, and the one-line errors of bad input (README "Quick start" and "Options")."""
 
 import json
 import os
@@ -398,7 +398,7 @@ def test_predict_rejects_missing_and_undecodable_images(workdir, tmp_path):
 
 @pytest.mark.slow
 def test_default_run_reaches_97_percent(tmp_path):
-    """The issue's promise for `kerascnn-train` with no arguments (the time limit is measured
+    """README's promise for `kerascnn-train` with no arguments (the time limit is measured
     and reported in benchmarks, not asserted here)."""
     done = run_cli("kerascnn-train", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
