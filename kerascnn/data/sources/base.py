@@ -1,5 +1,5 @@
-"""What every reader shares: a ``Split`` and a ``Dataset``, the registry of named datasets,
-the deterministic stratified split and its fractions."""
+"""What every reader shares: a ``Split`` and a ``Dataset``, the one registry of named
+datasets and schemes, the deterministic stratified split and its fractions."""
 
 from __future__ import annotations
 
@@ -101,7 +101,66 @@ class Dataset:
         return {"train": self.train, "validation": self.validation, "test": self.test}[name]
 
 
-DATASETS: Registry[Callable[..., Dataset]] = Registry("dataset")
+@dataclass(frozen=True)
+class Source:
+    """A registry entry: ``load`` builds the dataset. A named dataset (``digits``) takes no
+    argument; a scheme (``tfrecord``) reads what follows its ``NAME:``, which ``argument``
+    names (``GLOB``), and the reader options."""
+
+    load: Callable[..., Dataset]
+    argument: str | None = None
+
+    @property
+    def takes_argument(self) -> bool:
+        return self.argument is not None
+
+    def __call__(self, argument: str | None = None, **options) -> Dataset:
+        """The dataset; only a scheme gets ``argument`` and ``options`` (``strict``,
+        ``label_offset``)."""
+        return self.load(argument, **options) if self.takes_argument else self.load()
+
+
+class SourceRegistry(Registry[Source]):
+    """Named datasets and schemes in one registry. ``names()`` lists the named datasets (what
+    a dataset name alone may be), ``schemes()`` the ``NAME:`` prefixes; an unknown name is
+    matched against the named datasets only, since a scheme alone is not a dataset."""
+
+    def register(self, name: str, *, argument: str | None = None) -> Callable:
+        """Decorator: ``load`` becomes the named dataset ``name`` or, given ``argument``, the
+        scheme ``name:ARGUMENT``. Returns ``load`` itself, still a plain function."""
+
+        def decorator(load: Callable[..., Dataset]) -> Callable[..., Dataset]:
+            self.add(name, Source(load, argument))
+            return load
+
+        return decorator
+
+    def names(self, pattern: str | None = None) -> list[str]:
+        return [n for n in super().names(pattern) if not self.get(n).takes_argument]
+
+    def schemes(self) -> list[str]:
+        return [n for n in super().names() if self.get(n).takes_argument]
+
+    def find(self, name: str) -> tuple[Source, str | None] | None:
+        """The entry ``name`` asks for and its argument: ``SCHEME:ARGUMENT`` with a non-empty
+        argument, or a named dataset (argument None); None when it is neither."""
+        scheme, _, argument = name.partition(":")
+        if argument and scheme in self.schemes():
+            return self.get(scheme), argument
+        if name in self.names():
+            return self.get(name), None
+        return None
+
+    def unknown_message(self, name: object) -> str:
+        # Worded by a registry of the named datasets alone, so the suggestions never offer a
+        # scheme without its argument.
+        named: Registry[Source] = Registry(self.kind)
+        for each in self.names():
+            named.add(each, self.get(each))
+        return named.unknown_message(name)
+
+
+DATASETS = SourceRegistry("dataset")
 
 
 def stratified_split(

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from kerascnn.data.sources.arrays import npz_file
 from kerascnn.data.sources.base import DATASETS, Dataset
 from kerascnn.data.sources.folder import image_folder
-from kerascnn.data.sources.tfds import tfds_dataset
-from kerascnn.data.sources.tfrecord import tfrecord_dataset
-from kerascnn.errors import MissingFileError
-
-SCHEMES: dict[str, Callable[..., Dataset]] = {"tfrecord": tfrecord_dataset, "tfds": tfds_dataset}
+from kerascnn.errors import MissingFileError, UnknownNameError
 
 
 def load_dataset(name: str, *, strict: bool = False, label_offset: int = 1) -> Dataset:
@@ -30,11 +25,10 @@ def load_dataset(name: str, *, strict: bool = False, label_offset: int = 1) -> D
         InvalidArgumentError: bad contents (labels out of range, mismatched arrays, missing
             TFRecord features, unreadable files with ``strict``).
     """
-    scheme, _, rest = name.partition(":")
-    if rest and scheme in SCHEMES:
-        return SCHEMES[scheme](rest, strict=strict, label_offset=label_offset)
-    if name in DATASETS.names():
-        return DATASETS.get(name)()
+    found = DATASETS.find(name)
+    if found is not None:
+        source, argument = found
+        return source(argument, strict=strict, label_offset=label_offset)
     path = Path(name).expanduser()
     looks_like_path = os.sep in name or name.startswith(".") or path.suffix == ".npz"
     if path.is_dir():
@@ -43,15 +37,11 @@ def load_dataset(name: str, *, strict: bool = False, label_offset: int = 1) -> D
         return npz_file(path)
     if looks_like_path:
         raise MissingFileError(f"dataset path not found: {name} (a directory or a .npz file)")
-    DATASETS.get(name)  # raises with the closest registered names
-    raise AssertionError("unreachable")
+    raise UnknownNameError(DATASETS.unknown_message(name))  # with the closest registered names
 
 
 def check_dataset_name(name: str) -> None:
     """Cheap early check for ``train``: a registered name, an existing path or a scheme."""
-    scheme, _, rest = name.partition(":")
-    if rest and scheme in SCHEMES:
-        return
-    if name in DATASETS.names() or Path(name).expanduser().exists():
+    if DATASETS.find(name) is not None or Path(name).expanduser().exists():
         return
     load_dataset(name)  # raises the right error

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from kerascnn.data.sources.base import Dataset, Split
+from kerascnn.data.sources.base import DATASETS, Dataset, Split
 from kerascnn.errors import InvalidArgumentError, MissingFileError
 
 
+@DATASETS.register("tfds", argument="NAME")
 def tfds_dataset(name: str, **_) -> Dataset:
     """A TensorFlow Datasets dataset already prepared in its data directory (never
     downloaded here: run ``tfds build NAME`` first). Needs ``pip install kerascnn[tfds]``."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from kerascnn.data.sources.base import (
+    DATASETS,
     DECODED_TO_FILE_RATIO,
     SPLIT_SEED,
     TEST_FRACTION,
@@ -21,6 +22,7 @@ from kerascnn.errors import InvalidArgumentError, MissingFileError
 TFRECORD_FEATURES = ("image/encoded", "image/class/label")
 
 
+@DATASETS.register("tfrecord", argument="GLOB")
 def tfrecord_dataset(pattern: str, *, label_offset: int = 1, **_) -> Dataset:
     """TFRecord shards as TensorFlow's build_imagenet_data.py writes them: ``image/encoded``
     (JPEG), ``image/class/label`` (starting at 1; ``label_offset`` is subtracted) and
