@@ -9,7 +9,9 @@ import os
 import pickle
 from pathlib import Path
 
+import keras
 import numpy as np
+from sklearn.datasets import load_digits
 
 from kerascnn.data.sources.arrays import from_arrays, read_npz
 from kerascnn.data.sources.base import (
@@ -28,8 +30,6 @@ from kerascnn.errors import InvalidArgumentError, MissingFileError
 def digits() -> Dataset:
     """The UCI handwritten digits bundled with scikit-learn: 1,797 8x8 grayscale images of
     the digits 0-9 with intensities 0-16, rescaled here to raw 0-255 pixels. No network."""
-    from sklearn.datasets import load_digits
-
     bunch = load_digits()
     images = np.round(bunch.images * (255.0 / 16.0)).astype("uint8")[..., np.newaxis]
     labels = bunch.target.astype("int64")
@@ -57,8 +57,6 @@ def keras_cache_file(relative: str, origin: str, *, extract: bool = False, **kwa
     path = home / "datasets" / relative
     if path.exists():
         return path
-    import keras
-
     subdir, _, fname = ("datasets/" + relative).rpartition("/")
     try:
         fetched = keras.utils.get_file(

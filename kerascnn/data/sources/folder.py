@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from kerascnn.data.sources.base import (
     DECODED_TO_FILE_RATIO,
@@ -168,8 +169,6 @@ def file_split(paths: np.ndarray, labels: np.ndarray) -> Split:
     size = sum(os.path.getsize(p) for p in paths)
 
     def stream(shuffle: bool = False, seed: int = 0):
-        import tensorflow as tf
-
         dataset = tf.data.Dataset.from_tensor_slices((paths, labels))
         if shuffle:
             dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
@@ -188,8 +187,6 @@ def file_split(paths: np.ndarray, labels: np.ndarray) -> Split:
 
 def decode_image_file(path):
     """Graph-safe: a JPEG/PNG/BMP/GIF file -> uint8 (height, width, 3)."""
-    import tensorflow as tf
-
     image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return image

@@ -14,7 +14,7 @@ from kerascnn.errors import InvalidArgumentError, MissingFileError
 def tfds_dataset(name: str, **_) -> Dataset:
     """A TensorFlow Datasets dataset already prepared in its data directory (never
     downloaded here: run ``tfds build NAME`` first). Needs ``pip install kerascnn[tfds]``."""
-    try:
+    try:  # deferred: tensorflow-datasets is an optional extra (kerascnn[tfds])
         import tensorflow_datasets as tfds
     except ImportError:
         raise InvalidArgumentError(

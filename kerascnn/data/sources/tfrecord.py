@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
 from kerascnn.data.sources.base import (
     DATASETS,
@@ -29,8 +30,6 @@ def tfrecord_dataset(pattern: str, *, label_offset: int = 1, **_) -> Dataset:
     ``image/class/text``. Shards whose names contain ``train`` are the training split, those
     with ``validation`` or ``val`` the validation (and test) split; without that naming the
     records are split stratified. Labels are read once up front to check them."""
-    import tensorflow as tf
-
     files = sorted(tf.io.gfile.glob(os.path.expanduser(pattern)))
     if not files:
         raise MissingFileError(f"no TFRecord files match {pattern}")
@@ -100,8 +99,6 @@ def tfrecord_dataset(pattern: str, *, label_offset: int = 1, **_) -> Dataset:
 
 
 def _parse_record(record, label_offset: int):
-    import tensorflow as tf
-
     features = tf.io.parse_single_example(
         record,
         {
@@ -116,8 +113,6 @@ def _parse_record(record, label_offset: int):
 
 def _scan_records(files: list[str], label_offset: int) -> tuple[int, np.ndarray, list[str]]:
     """Read every record's label and class text (not its image) to check them up front."""
-    import tensorflow as tf
-
     labels, texts = [], []
     try:
         for record in tf.data.TFRecordDataset(files):
