@@ -23,7 +23,7 @@ from kerascnn.data.sources.base import (
     Split,
     stratified_split,
 )
-from kerascnn.errors import InvalidArgumentError, MissingFileError
+from kerascnn.errors import InvalidArgumentError, MissingFileError, first_line
 
 
 @DATASETS.register("digits")
@@ -68,9 +68,10 @@ def keras_cache_file(relative: str, origin: str, *, extract: bool = False, **kwa
             **kwargs,
         )
     except Exception as error:  # no network, a proxy, a full disk: one line for the user
+        # Quoted (!r), as this message has always quoted the error's first line.
         raise MissingFileError(
             f"{relative} is not in the Keras cache ({home / 'datasets'}) and could not be "
-            f"downloaded from {origin}: {str(error).splitlines()[0] if str(error) else error!r}"
+            f"downloaded from {origin}: {first_line(error)!r}"
         ) from None
     return Path(fetched)
 

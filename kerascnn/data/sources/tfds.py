@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from kerascnn.data.sources.base import DATASETS, Dataset, Split
-from kerascnn.errors import InvalidArgumentError, MissingFileError
+from kerascnn.errors import InvalidArgumentError, MissingFileError, first_line
 
 
 @DATASETS.register("tfds", argument="NAME")
@@ -24,7 +24,7 @@ def tfds_dataset(name: str, **_) -> Dataset:
     try:
         builder = tfds.builder(name)
     except Exception as error:
-        raise InvalidArgumentError(f"tfds:{name}: {str(error).splitlines()[0]}") from None
+        raise InvalidArgumentError(f"tfds:{name}: {first_line(error)}") from None
     if not Path(builder.data_dir).exists():
         raise MissingFileError(
             f"tfds:{name} is not prepared in {builder.data_dir}; run `tfds build {name}` first"

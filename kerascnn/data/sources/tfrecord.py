@@ -18,7 +18,7 @@ from kerascnn.data.sources.base import (
     Split,
     stratified_split,
 )
-from kerascnn.errors import InvalidArgumentError, MissingFileError
+from kerascnn.errors import InvalidArgumentError, MissingFileError, first_line
 
 TFRECORD_FEATURES = ("image/encoded", "image/class/label")
 
@@ -134,7 +134,7 @@ def _scan_records(files: list[str], label_offset: int) -> tuple[int, np.ndarray,
             texts.append(text[0].decode("utf-8", "replace") if text else "")
     except tf.errors.OpError as error:
         raise InvalidArgumentError(
-            f"cannot read TFRecord files {files[0]}...: {error.message.splitlines()[0]}"
+            f"cannot read TFRecord files {files[0]}...: {first_line(error)}"
         ) from None
     if not labels:
         raise MissingFileError(f"no records in {', '.join(files)}")
