@@ -91,6 +91,29 @@ def image_folder(root: Path, *, strict: bool = False) -> Dataset:
     counted in one warning line on stderr, or with ``strict`` refused with an error.
     """
     root = Path(root)
+    layout, class_names = _folder_layout(root)
+    found: dict[str, tuple[list[str], list[int]]] = {}
+    skipped: list[tuple[Path, str]] = []
+    for split, folder in layout.items():
+        paths, labels, bad = _list_images(folder, class_names, layout.get("train", root))
+        found[split] = (paths, labels)
+        skipped += bad
+    if skipped:
+        report_skipped(root, skipped, strict)
+    splits = _split_files(found)
+    return Dataset(
+        name=str(root.resolve()),  # saved with the run, so `kerascnn evaluate` finds it again
+        class_names=class_names,
+        train=file_split(*splits["train"]),
+        validation=file_split(*splits["validation"]),
+        test=file_split(*splits["test"]),
+        description=f"image folder {root}",
+    )
+
+
+def _folder_layout(root: Path) -> tuple[dict[str, Path], tuple[str, ...]]:
+    """The folder of each split (``all`` when the folder is to be split here) and the class
+    names, from the training folder's subfolders."""
     subsets = {p.name: p for p in _class_folders(root)}
     validation_name = next((n for n in ("val", "validation") if n in subsets), None)
     if "train" in subsets and validation_name:
@@ -103,53 +126,53 @@ def image_folder(root: Path, *, strict: bool = False) -> Dataset:
         class_names = tuple(subsets)
     if not class_names:
         raise MissingFileError(f"{root} has no class subfolders (one folder per class)")
+    return layout, class_names
+
+
+def _list_images(
+    folder: Path, class_names: tuple[str, ...], classes_from: Path
+) -> tuple[list[str], list[int], list[tuple[Path, str]]]:
+    """The image files of one split and their labels, and the files skipped with why."""
     index = {name: i for i, name in enumerate(class_names)}
-    skipped: list[tuple[Path, str]] = []
-    found: dict[str, tuple[list[str], list[int]]] = {}
-    for split, folder in layout.items():
-        paths, labels = [], []
-        for class_folder in _class_folders(folder):
-            if class_folder.name not in index:
-                raise InvalidArgumentError(
-                    f"{class_folder} is not a class of {layout.get('train', root)} "
-                    f"(classes: {', '.join(class_names)})"
-                )
-            good = 0
-            for file in _list_files(class_folder):
-                problem = image_file_problem(file)
-                if problem:
-                    skipped.append((file, problem))
-                    continue
-                paths.append(str(file))
-                labels.append(index[class_folder.name])
-                good += 1
-            if good == 0:
-                raise MissingFileError(f"class folder {class_folder} has no readable images")
-        found[split] = (paths, labels)
-    if skipped:
-        report_skipped(root, skipped, strict)
-    if "all" in found:
-        paths = np.array(found["all"][0])
-        labels = np.array(found["all"][1], dtype="int64")
-        train, validation, test = stratified_split(
-            labels, (VALIDATION_FRACTION, TEST_FRACTION), seed=SPLIT_SEED
-        )
-        splits = {
-            "train": (paths[train], labels[train]),
-            "validation": (paths[validation], labels[validation]),
-            "test": (paths[test], labels[test]),
-        }
-    else:
+    paths, labels, skipped = [], [], []
+    for class_folder in _class_folders(folder):
+        if class_folder.name not in index:
+            raise InvalidArgumentError(
+                f"{class_folder} is not a class of {classes_from} "
+                f"(classes: {', '.join(class_names)})"
+            )
+        good = 0
+        for file in _list_files(class_folder):
+            problem = image_file_problem(file)
+            if problem:
+                skipped.append((file, problem))
+                continue
+            paths.append(str(file))
+            labels.append(index[class_folder.name])
+            good += 1
+        if good == 0:
+            raise MissingFileError(f"class folder {class_folder} has no readable images")
+    return paths, labels, skipped
+
+
+def _split_files(
+    found: dict[str, tuple[list[str], list[int]]],
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Paths and labels of train, validation and test: split stratified from ``all``, or as
+    the folders gave them (the validation split doubling as the test split without one)."""
+    if "all" not in found:
         found.setdefault("test", found["validation"])
-        splits = {k: (np.array(v[0]), np.array(v[1], dtype="int64")) for k, v in found.items()}
-    return Dataset(
-        name=str(root.resolve()),  # saved with the run, so `kerascnn evaluate` finds it again
-        class_names=class_names,
-        train=file_split(*splits["train"]),
-        validation=file_split(*splits["validation"]),
-        test=file_split(*splits["test"]),
-        description=f"image folder {root}",
+        return {k: (np.array(v[0]), np.array(v[1], dtype="int64")) for k, v in found.items()}
+    paths = np.array(found["all"][0])
+    labels = np.array(found["all"][1], dtype="int64")
+    train, validation, test = stratified_split(
+        labels, (VALIDATION_FRACTION, TEST_FRACTION), seed=SPLIT_SEED
     )
+    return {
+        "train": (paths[train], labels[train]),
+        "validation": (paths[validation], labels[validation]),
+        "test": (paths[test], labels[test]),
+    }
 
 
 def report_skipped(root: Path, skipped: list[tuple[Path, str]], strict: bool) -> None:

@@ -30,6 +30,30 @@ def tfrecord_dataset(pattern: str, *, label_offset: int = 1, **_) -> Dataset:
     ``image/class/text``. Shards whose names contain ``train`` are the training split, those
     with ``validation`` or ``val`` the validation (and test) split; without that naming the
     records are split stratified. Labels are read once up front to check them."""
+    groups = _shard_groups(pattern)
+    scanned = {group: _scan_records(shards, label_offset) for group, shards in groups.items()}
+    if "all" in scanned:
+        labels, _ = scanned["all"]
+        parts = stratified_split(labels, (VALIDATION_FRACTION, TEST_FRACTION), seed=SPLIT_SEED)
+        train, validation, test = (
+            _record_split(groups["all"], labels, label_offset, chosen=p) for p in parts
+        )
+    else:
+        train = _record_split(groups["train"], scanned["train"][0], label_offset)
+        validation = test = _record_split(groups["val"], scanned["val"][0], label_offset)
+    return Dataset(
+        name=f"tfrecord:{pattern}",
+        class_names=_class_names(scanned.values()),
+        train=train,
+        validation=validation,
+        test=test,
+        description=f"TFRecord shards {pattern}",
+    )
+
+
+def _shard_groups(pattern: str) -> dict[str, list[str]]:
+    """The shards matching ``pattern`` by split, ``train`` and ``val`` from their names, or
+    all under ``all`` when they are not named that way."""
     files = sorted(tf.io.gfile.glob(os.path.expanduser(pattern)))
     if not files:
         raise MissingFileError(f"no TFRecord files match {pattern}")
@@ -40,61 +64,53 @@ def tfrecord_dataset(pattern: str, *, label_offset: int = 1, **_) -> Dataset:
         groups.setdefault(group, []).append(file)
     if "all" in groups or "train" not in groups or "val" not in groups:
         groups = {"all": files}
-    scanned = {group: _scan_records(shards, label_offset) for group, shards in groups.items()}
+    return groups
+
+
+def _class_names(scanned) -> tuple[str, ...]:
+    """Each label's ``image/class/text`` (the first seen), or the label itself without one."""
     texts: dict[int, str] = {}
-    for _, labels, names in scanned.values():
+    for labels, names in scanned:
         for label, text in zip(labels, names, strict=True):
             texts.setdefault(int(label), text)
     num_classes = 1 + max(texts)
-    class_names = tuple(texts.get(i) or str(i) for i in range(num_classes))
+    return tuple(texts.get(i) or str(i) for i in range(num_classes))
 
-    def split_of(records: list[str], labels: np.ndarray, chosen: np.ndarray | None) -> Split:
-        """The records of ``records`` whose position is in ``chosen`` (all when None)."""
-        total = len(labels) if chosen is None else len(chosen)
-        mask = None
-        if chosen is not None:
-            mask = np.zeros(scanned["all"][0], bool)
-            mask[chosen] = True
-            labels = labels[chosen]
 
-        def stream(shuffle: bool = False, seed: int = 0):
-            dataset = tf.data.TFRecordDataset(records)
-            if mask is not None:
-                keep = tf.constant(mask)
-                dataset = dataset.enumerate().filter(lambda i, _: tf.gather(keep, i))
-                dataset = dataset.map(lambda _, record: record)
-            if shuffle:
-                dataset = dataset.shuffle(min(total, 10_000), seed=seed)
-            dataset = dataset.map(
-                lambda record: _parse_record(record, label_offset),
-                num_parallel_calls=tf.data.AUTOTUNE,
-            )
-            return dataset.ignore_errors()
+def _record_split(
+    records: list[str], labels: np.ndarray, label_offset: int, chosen: np.ndarray | None = None
+) -> Split:
+    """The records of the shards ``records`` (``labels`` are theirs, in order) at the
+    positions ``chosen``, all of them when None."""
+    total = len(labels) if chosen is None else len(chosen)
+    share = total / max(1, len(labels))
+    mask = None
+    if chosen is not None:
+        mask = np.zeros(len(labels), bool)
+        mask[chosen] = True
+        labels = labels[chosen]
 
-        size = sum(os.path.getsize(r) for r in records) if all(map(os.path.exists, records)) else 0
-        share = total / max(1, sum(len(v[1]) for g, v in scanned.items() if groups[g] == records))
-        return Split(
-            None,
-            labels,
-            stream=stream,
-            channels_hint=3,
-            decoded_bytes=int(size * DECODED_TO_FILE_RATIO * share),
+    def stream(shuffle: bool = False, seed: int = 0):
+        dataset = tf.data.TFRecordDataset(records)
+        if mask is not None:
+            keep = tf.constant(mask)
+            dataset = dataset.enumerate().filter(lambda i, _: tf.gather(keep, i))
+            dataset = dataset.map(lambda _, record: record)
+        if shuffle:
+            dataset = dataset.shuffle(min(total, 10_000), seed=seed)
+        dataset = dataset.map(
+            lambda record: _parse_record(record, label_offset),
+            num_parallel_calls=tf.data.AUTOTUNE,
         )
+        return dataset.ignore_errors()
 
-    if "all" in scanned:
-        _, labels, _ = scanned["all"]
-        parts = stratified_split(labels, (VALIDATION_FRACTION, TEST_FRACTION), seed=SPLIT_SEED)
-        train, validation, test = (split_of(groups["all"], labels, p) for p in parts)
-    else:
-        train = split_of(groups["train"], scanned["train"][1], None)
-        validation = test = split_of(groups["val"], scanned["val"][1], None)
-    return Dataset(
-        name=f"tfrecord:{pattern}",
-        class_names=class_names,
-        train=train,
-        validation=validation,
-        test=test,
-        description=f"TFRecord shards {pattern}",
+    size = sum(os.path.getsize(r) for r in records) if all(map(os.path.exists, records)) else 0
+    return Split(
+        None,
+        labels,
+        stream=stream,
+        channels_hint=3,
+        decoded_bytes=int(size * DECODED_TO_FILE_RATIO * share),
     )
 
 
@@ -111,7 +127,7 @@ def _parse_record(record, label_offset: int):
     return image, features["image/class/label"] - label_offset
 
 
-def _scan_records(files: list[str], label_offset: int) -> tuple[int, np.ndarray, list[str]]:
+def _scan_records(files: list[str], label_offset: int) -> tuple[np.ndarray, list[str]]:
     """Read every record's label and class text (not its image) to check them up front."""
     labels, texts = [], []
     try:
@@ -144,4 +160,4 @@ def _scan_records(files: list[str], label_offset: int) -> tuple[int, np.ndarray,
             f"TFRecord labels minus the label offset {label_offset} go down to {labels.min()}; "
             f"labels must start at 0 (use --label-offset 0 for labels starting at 0)"
         )
-    return len(labels), labels, texts
+    return labels, texts
