@@ -49,11 +49,16 @@ def digits() -> Dataset:
 KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 
 
+def _keras_home() -> Path:
+    """Where Keras keeps its cache: ``$KERAS_HOME``, else ``~/.keras``."""
+    return Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+
+
 def keras_cache_file(relative: str, origin: str, *, extract: bool = False, **kwargs) -> Path:
     """A file in Keras's dataset cache (``$KERAS_HOME/datasets``, else ``~/.keras/datasets``),
     downloaded with ``keras.utils.get_file`` the first time. A file already in the cache is
     used as it is (offline), without the hash check that would re-download it."""
-    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    home = _keras_home()
     path = home / "datasets" / relative
     if path.exists():
         return path
@@ -115,7 +120,7 @@ CIFAR10_CLASSES = (
 
 def _cifar_directory(name: str, inner: str) -> Path:
     """Keras 3.4+ extracts into ``<name>-target/<inner>``; Keras 3.3 into ``<inner>``."""
-    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras") / "datasets"
+    home = _keras_home() / "datasets"
     if (home / inner).is_dir():
         return home / inner
     origin = f"https://www.cs.toronto.edu/~kriz/{name}.tar.gz"
