@@ -1,4 +1,4 @@
-"""Augmentation and preprocessing ops, as the papers describe them (STYLE 6).
+"""Augmentation and preprocessing ops, as the papers describe them (README, "Data").
 
 Every op is a small factory returning a graph-safe function ``op(image, seed) -> image`` on a
 float32 (height, width, channels) image of raw 0-255 pixels; ``seed`` is an int32 [2] tensor
