@@ -23,6 +23,8 @@ def npz_file(path: Path) -> Dataset:
 
 
 def read_npz(path: Path, name: str, class_names, description: str) -> Dataset:
+    """The arrays in ``path`` as the dataset ``name``; with ``class_names`` None, the file's
+    own ``class_names`` if it has them, else the labels numbered."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
             data = {key: arrays[key] for key in arrays.files}
