@@ -1,4 +1,4 @@
-"""Augmentation and preprocessing ops, as the papers describe them (STYLE 6).
+"""Augmentation and preprocessing ops, as the papers describe them (README, "Data").
 
 Every op is a small factory returning a graph-safe function ``op(image, seed) -> image`` on a
 float32 (height, width, channels) image of raw 0-255 pixels; ``seed`` is an int32 [2] tensor
@@ -33,7 +33,6 @@ import tensorflow as tf
 from kerascnn.registry import Registry
 
 Op = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
-OPS: Registry[Callable[..., Op]] = Registry("augmentation op")
 
 # The published ImageNet RGB eigen-decomposition for pixels in [0, 1] (as fb.resnet.torch and
 # the AlexNet re-implementations use it): eigenvalues, and eigenvectors as columns.
@@ -50,7 +49,6 @@ def _size(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return shape[0], shape[1]
 
 
-@OPS.register("resize")
 def resize(height: int, width: int) -> Op:
     """Resize to exactly (height, width), antialiased."""
 
@@ -73,7 +71,6 @@ def _resize_shorter(image: tf.Tensor, side) -> tf.Tensor:
     return tf.image.resize(image, (new_height, new_width), method="bilinear", antialias=True)
 
 
-@OPS.register("resize_shorter")
 def resize_shorter(side: int) -> Op:
     """Resize keeping the aspect ratio so the shorter side is ``side``."""
 
@@ -83,7 +80,6 @@ def resize_shorter(side: int) -> Op:
     return op
 
 
-@OPS.register("random_resize_shorter")
 def random_resize_shorter(low: int, high: int) -> Op:
     """VGG's scale jitter: the shorter side drawn uniformly from the integers [low, high]."""
 
@@ -94,7 +90,6 @@ def random_resize_shorter(low: int, high: int) -> Op:
     return op
 
 
-@OPS.register("center_crop")
 def center_crop(height: int, width: int) -> Op:
     def op(image, seed=None):
         h, w = _size(image)
@@ -104,7 +99,6 @@ def center_crop(height: int, width: int) -> Op:
     return op
 
 
-@OPS.register("random_crop")
 def random_crop(height: int, width: int) -> Op:
     """A (height, width) window at a random position inside the image."""
 
@@ -115,7 +109,6 @@ def random_crop(height: int, width: int) -> Op:
     return op
 
 
-@OPS.register("flip")
 def flip() -> Op:
     """Horizontal flip with probability 1/2."""
 
@@ -125,7 +118,6 @@ def flip() -> Op:
     return op
 
 
-@OPS.register("pad_crop")
 def pad_crop(padding: int) -> Op:
     """Zero-pad every side by ``padding`` pixels, then crop back to the original size."""
 
@@ -137,7 +129,6 @@ def pad_crop(padding: int) -> Op:
     return op
 
 
-@OPS.register("pca_lighting")
 def pca_lighting(
     eigenvalues: Sequence[float] = IMAGENET_EIGENVALUES,
     eigenvectors: Sequence[Sequence[float]] = IMAGENET_EIGENVECTORS,
@@ -169,7 +160,6 @@ def pca_from_pixels(images: np.ndarray) -> tuple[tuple[float, ...], tuple[tuple[
     return tuple(map(float, values)), tuple(tuple(map(float, row)) for row in vectors)
 
 
-@OPS.register("random_resized_crop")
 def random_resized_crop(
     height: int,
     width: int,
@@ -198,7 +188,6 @@ def random_resized_crop(
     return op
 
 
-@OPS.register("color_distortion")
 def color_distortion(
     brightness: float = 32.0, saturation: float = 0.5, hue: float = 0.2, contrast: float = 0.5
 ) -> Op:

@@ -4,8 +4,12 @@ TFRecord shards in build_imagenet_data's layout, .npz arrays and Keras's dataset
 (KERAS_HOME pointed at a temporary directory, so nothing is downloaded)."""
 
 import gzip
+import io
+import os
 import pickle
+import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -341,8 +345,6 @@ def test_cifar100_fine_labels_from_the_keras_cache(keras_home):
 
 class Evil:
     def __reduce__(self):
-        import os
-
         return (os.system, ("echo pwned",))
 
 
@@ -354,14 +356,10 @@ def test_a_tampered_cifar_batch_is_refused_not_executed(keras_home):
     with pytest.raises(InvalidArgumentError, match="not allowed"):
         load_dataset("cifar10")
     with pytest.raises(pickle.UnpicklingError):
-        import io
-
         RestrictedUnpickler(io.BytesIO(pickle.dumps(Evil())), encoding="bytes").load()
 
 
 def test_an_empty_keras_cache_without_network_is_one_error(keras_home, monkeypatch):
-    import keras
-
     def offline(*args, **kwargs):
         raise OSError("network is unreachable")
 
@@ -434,8 +432,6 @@ def test_tfrecord_without_the_expected_features_is_refused(tmp_path):
 
 
 def test_tfds_without_the_package_is_one_line(monkeypatch):
-    import sys
-
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", None)
     with pytest.raises(InvalidArgumentError, match="pip install tensorflow-datasets"):
         load_dataset("tfds:mnist")

@@ -1,6 +1,6 @@
 """Augmentation ops, recipes, batch mixing and the pipeline's determinism. Every op runs
-eagerly and inside tf.data (STYLE 6) and the two must agree; each is checked for shape,
-dtype, value range, determinism under a seed and the property that defines it."""
+eagerly and inside tf.data and the two must agree; each is checked for shape, dtype, value
+range, determinism under a seed and the property that defines it."""
 
 import numpy as np
 import pytest

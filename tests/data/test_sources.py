@@ -8,7 +8,8 @@ import pytest
 from sklearn.datasets import load_digits
 
 from kerascnn.data import load_dataset
-from kerascnn.data.sources import stratified_split
+from kerascnn.data.sources import DATASETS, check_dataset_name, stratified_split
+from kerascnn.errors import UnknownNameError
 
 SPLITS = ("train", "validation", "test")
 DIGITS_IMAGES = 1797  # the UCI optical digits test set bundled with scikit-learn
@@ -160,3 +161,33 @@ def test_stratified_split_depends_on_the_seed(labels):
     first = stratified_split(labels, (0.2,), seed=7)
     second = stratified_split(labels, (0.2,), seed=8)
     assert not np.array_equal(first[1], second[1])
+
+
+# -- the one registry of names and schemes ---------------------------------------------------
+
+
+def test_the_registry_lists_named_datasets_and_schemes_apart():
+    assert DATASETS.names() == ["cifar10", "cifar100", "digits", "fashion_mnist", "mnist"]
+    assert DATASETS.schemes() == ["tfds", "tfrecord"]
+
+
+@pytest.mark.parametrize("name", ["tfds", "tfrecord", "tfds:", "digits:x"])
+def test_a_scheme_without_its_argument_is_an_unknown_name_and_never_suggested(name):
+    # A scheme alone is not a dataset, and a named dataset takes no argument.
+    with pytest.raises(UnknownNameError, match=f"^unknown dataset '{name}'; ") as raised:
+        load_dataset(name)
+    assert "tfds" not in str(raised.value).partition(";")[2]
+    assert "tfrecord" not in str(raised.value).partition(";")[2]
+
+
+def test_a_scheme_with_an_argument_passes_the_early_check_without_reading_anything():
+    check_dataset_name("tfrecord:/nowhere/*")  # the glob is only read by load_dataset
+    with pytest.raises(UnknownNameError):
+        check_dataset_name("tfrecords:shards")
+
+
+def test_a_registered_name_cannot_be_registered_again():
+    with pytest.raises(ValueError, match="already registered"):
+        DATASETS.register("tfds", argument="NAME")(lambda name, **options: None)
+    with pytest.raises(ValueError, match="already registered"):
+        DATASETS.register("digits")(lambda: None)
