@@ -57,6 +57,12 @@ def parse_size(text: str) -> tuple[int, int]:
     return (parts[0], parts[-1])
 
 
+def dataset_forms() -> list[str]:
+    """What ``dataset`` may be: a registered name, a folder, a file or ``SCHEME:ARGUMENT``."""
+    schemes = [f"{s}:{DATASETS.get(s).argument}" for s in DATASETS.schemes()]
+    return [*DATASETS.names(), "an image folder", "a .npz file", *schemes]
+
+
 @dataclasses.dataclass
 class OutputConfig:
     """Where a run and its export are written."""
@@ -87,11 +93,7 @@ class TrainConfig:
     section, ``data=DataConfig(...)``) and checks every value."""
 
     model: str = setting("lenet5", "Registered model name (see `kerascnn models`).")
-    dataset: str = setting(
-        "digits",
-        "{choices}, an image folder, a .npz file, tfrecord:GLOB or tfds:NAME.",
-        names=lambda: DATASETS.names(),
-    )
+    dataset: str = setting("digits", "{choices} (README: Data).", names=lambda: dataset_forms())
     epochs: int = setting(30, "Training epochs.", low=1)
     batch_size: int = setting(32, "Batch size (global: split across replicas).", low=1)
     loss: str = setting(
