@@ -52,11 +52,7 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
-from kerascnn.models.spec import register_model
-
-# The ImageNet training set's mean RGB in 0-255 units (the figures released with the Caffe
-# models, keras.applications' "caffe" mode). The models take raw pixels and subtract it.
-IMAGENET_MEAN = (123.68, 116.779, 103.939)
+from kerascnn.models.spec import UNIT_STD, VGG_IMAGENET_MEAN, register_model
 
 # Section 3.3: k = 2, n = 5, alpha = 1e-4, beta = 0.75.
 LRN_PARAMETERS = dict(k=2.0, n=5, alpha=1e-4, beta=0.75)
@@ -260,8 +256,10 @@ def _ceil_mode_padding(size: int, pool_size: int, strides: int, name: str) -> st
 
 COMMON = dict(
     num_classes=1000,
-    mean=IMAGENET_MEAN,
-    std=(1.0, 1.0, 1.0),
+    # The ImageNet mean RGB (the figures released with the VGG Caffe models), subtracted from
+    # raw pixels without scaling, as the paper subtracts its mean image (section 2).
+    mean=VGG_IMAGENET_MEAN,
+    std=UNIT_STD,
 )
 ALEXNET_PAPER = (
     "Krizhevsky, Sutskever, Hinton 2012, ImageNet Classification with Deep Convolutional "
