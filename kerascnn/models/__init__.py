@@ -15,7 +15,8 @@ from kerascnn.models import (  # noqa: F401  (registers the models)
     squeezenet,
     vgg,
 )
-from kerascnn.models.factory import create_model, list_models, model_info
+from kerascnn.models.catalogue import model_info
+from kerascnn.models.factory import create_model, list_models
 from kerascnn.models.spec import MODELS, KerasApplication, ModelSpec
 
 __all__ = ["MODELS", "KerasApplication", "ModelSpec", "create_model", "list_models", "model_info"]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from kerascnn.registry import Registry
+
+# Arguments every builder takes; everything else a builder accepts is a family option.
+SHARED_ARGUMENTS = frozenset(
+    {"input_shape", "num_classes", "include_top", "pooling", "classifier_activation"}
+)
 
 # Pixel statistics (mean, std) in raw 0-255 units, RGB order: the published values the
 # registrations refer to, each under the name of where it is published. A model's first layer
@@ -106,6 +112,16 @@ class ModelSpec:
     def training_loss(self, options: Mapping[str, Any]) -> str:
         """The criterion to train this model with, given the options it is built with."""
         return self.loss(options) if callable(self.loss) else self.loss
+
+    def family_options(self) -> dict[str, Any]:
+        """The builder's keyword arguments beyond the shared signature, with their defaults
+        (None where the builder has none: ``mean`` and ``std``, which the spec gives)."""
+        parameters = inspect.signature(self.builder).parameters
+        return {
+            key: (None if p.default is inspect.Parameter.empty else p.default)
+            for key, p in parameters.items()
+            if key not in SHARED_ARGUMENTS
+        }
 
 
 MODELS: Registry[ModelSpec] = Registry("model")

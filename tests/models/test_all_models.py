@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 import kerascnn
-from kerascnn.models import MODELS, complexity
-from kerascnn.models.complexity import layer_multiply_accumulates, multiply_accumulates
+from kerascnn.models import MODELS, catalogue
+from kerascnn.models.counting import layer_multiply_accumulates, multiply_accumulates
 
 # Cheapest first, so that each layer set below is first met in its smallest network.
 MODEL_NAMES = sorted(
     kerascnn.list_models(),
-    key=lambda name: complexity.recorded().get(name, {}).get("multiply_accumulates", 1e30),
+    key=lambda name: catalogue.recorded().get(name, {}).get("multiply_accumulates", 1e30),
 )
 NUM_CLASSES = 3
 
@@ -269,9 +269,9 @@ def test_counts_multiply_accumulates_of_every_layer_with_weights(name, model):
 def test_default_build_matches_the_recorded_complexity(name):
     """Builds at the paper's default input and class count; ``kerascnn models`` reads its
     figures from complexity.json, which must equal what the layers give (regenerate with
-    ``complexity.write_table([NAME])``)."""
-    assert name in complexity.recorded(), f"{name} is missing from complexity.json"
-    assert complexity.measure(name) == complexity.recorded()[name]
+    ``catalogue.write_table([NAME])``)."""
+    assert name in catalogue.recorded(), f"{name} is missing from complexity.json"
+    assert catalogue.measure(name) == catalogue.recorded()[name]
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import pytest
 
 import kerascnn
 from kerascnn.models import layers
-from kerascnn.models.complexity import layer_multiply_accumulates, multiply_accumulates
+from kerascnn.models.counting import layer_multiply_accumulates, multiply_accumulates
 from kerascnn.models.googlenet import BNInception, GoogLeNet
 from kerascnn.models.spec import MODELS
 

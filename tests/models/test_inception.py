@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import kerascnn
-from kerascnn.models import MODELS, complexity, layers, pretrained
+from kerascnn.models import MODELS, counting, layers, pretrained
 from kerascnn.models.inception import ScaledResidual
 
 NAMES = ("inception_v3", "inception_v4", "inception_resnet_v1", "inception_resnet_v2")
@@ -100,8 +100,8 @@ def test_inception_v4_parameters_match_timm(full):
 
 def test_inception_v4_multiply_accumulates_match_timm(full):
     # timm's inception_v4.tf_in1k card: "GMACs: 12.3" at 299x299 (convolutions and the
-    # classifier, one per weight use: the convention of kerascnn.models.complexity).
-    macs = complexity.multiply_accumulates(full["inception_v4"])
+    # classifier, one per weight use: the convention of kerascnn.models.counting).
+    macs = counting.multiply_accumulates(full["inception_v4"])
     assert round(macs / 1e9, 1) == 12.3
 
 

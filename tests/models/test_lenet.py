@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import kerascnn
+from kerascnn.models.counting import layer_multiply_accumulates
 from kerascnn.models.lenet import ConnectionTableConv2D, EuclideanRBF, ScaledTanh
 
 # Table I, transcribed from the paper: row i is S2 map i, column j is C3 map j, "X" marks
@@ -120,8 +121,6 @@ def test_multiply_accumulates_follow_the_papers_connection_counts(lenet):
     """Section II.B gives each layer's connections, bias connections included (C1 "122,304
     connections", C3 "151,600", C5 "48,120", F6 "10,164"); a multiply-accumulate is a
     connection without its bias, one bias per output value."""
-    from kerascnn.models.complexity import layer_multiply_accumulates
-
     outputs = {"c1": 28 * 28 * 6, "c3": 10 * 10 * 16, "c5": 120, "f6": 84}
     paper_connections = {"c1": 122_304, "c3": 151_600, "c5": 48_120, "f6": 10_164}
     for name, connections in paper_connections.items():

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import kerascnn
-from kerascnn.models.complexity import multiply_accumulates
+from kerascnn.models.counting import multiply_accumulates
 
 # Table 1, row by row: (type, stride, filter shape, input size). "dw" filter shapes are
 # (3, 3, channels); the others (kh, kw, channels in, filters). The 5x repeated pair is expanded.

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import kerascnn
-from kerascnn.models.complexity import multiply_accumulates
+from kerascnn.models.counting import multiply_accumulates
 
 # Table 1: (squeeze 1x1, expand 1x1, expand 3x3) of fire2 .. fire9.
 TABLE_1_FIRES = {

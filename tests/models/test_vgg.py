@@ -14,7 +14,7 @@ import pytest
 
 import kerascnn
 from kerascnn.models import MODELS
-from kerascnn.models.complexity import multiply_accumulates
+from kerascnn.models.counting import multiply_accumulates
 from kerascnn.models.layers import LocalResponseNormalization
 from kerascnn.models.pretrained import transfer_weights
 from kerascnn.models.vgg import VGG
