@@ -10,7 +10,7 @@ from typing import Any
 
 import keras
 
-from kerascnn.errors import InvalidArgumentError, MissingFileError
+from kerascnn.errors import InvalidArgumentError, MissingFileError, first_line
 from kerascnn.models import layers, pretrained
 from kerascnn.models.spec import MODELS, ModelSpec
 
@@ -159,7 +159,6 @@ def load_weights(model: keras.Model, weights: str | os.PathLike) -> None:
     try:
         model.load_weights(path)
     except Exception as error:  # Keras raises ValueError or KeyError with long messages
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
         raise InvalidArgumentError(
-            f"weights in {path} do not fit {model.name}: {first_line}"
+            f"weights in {path} do not fit {model.name}: {first_line(error)}"
         ) from error
