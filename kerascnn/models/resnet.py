@@ -40,7 +40,6 @@ papers are in ``resnet_cifar.py``, built from the blocks below.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -66,10 +65,6 @@ SHORTCUTS = ("A", "B", None)
 IMAGENET_PLANES = (64, 128, 256, 512)
 EXPANSION = {"basic": 1, "bottleneck": 4}
 KERAS_EPSILON = 1.001e-5
-# Layers of a block on the main path, at most (v1 bottleneck: 3 x conv, BN, ReLU; the add and
-# stochastic depth), and the recursion Keras needs besides (see allow_graph_depth).
-LAYERS_PER_BLOCK = 12
-RECURSION_MARGIN = 1000
 
 
 @dataclass(frozen=True)
@@ -173,25 +168,12 @@ def residual_stages(
 ) -> keras.KerasTensor:
     """The blocks of ``plan`` in order; with ``stochastic_depth``, block ``l`` of ``L``
     survives with probability ``1 - l / L * (1 - stochastic_depth)`` (Huang et al. eq. 4)."""
-    allow_graph_depth(len(plan) * LAYERS_PER_BLOCK)
     for index, block in enumerate(plan):
         survival = None
         if stochastic_depth is not None and stochastic_depth < 1.0:
             survival = layers.linear_survival(index, len(plan), stochastic_depth)
         x = residual_block(x, style, block, survival)
     return x
-
-
-def allow_graph_depth(layer_count: int) -> None:
-    """Raise Python's recursion limit (never lower it) for a functional graph this deep.
-
-    Keras maps a functional graph (``keras.Model(...)``, also when loading a ``.keras``
-    file) with one recursive call per layer on the longest path: ResNet-1202's ~4,200 layers
-    in a chain exceed Python's default limit of 1,000.
-    """
-    needed = RECURSION_MARGIN + 2 * layer_count
-    if sys.getrecursionlimit() < needed:
-        sys.setrecursionlimit(needed)
 
 
 def residual_block(
