@@ -33,12 +33,6 @@ ZERO_BIAS_LAYERS = ("conv1", "conv3", "predictions")
 SMALL = (67, 67, 3)  # small but with every layer present: pool5 is 1x1
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
-
-
 def built_without_weights(name, **kwargs):
     """The registered model, built without drawing its initial weights (it cannot be called).
 
@@ -71,10 +65,6 @@ def zfnet():
 def small_alexnet():
     """Real weights, for the initialisation and weight decay."""
     return kerascnn.create_model("alexnet", input_shape=SMALL, num_classes=10)
-
-
-def random_pixels(shape, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
 
 
 def shape(model, layer_name):
@@ -423,7 +413,7 @@ def test_relu_follows_every_conv_and_hidden_fc(small_alexnet):
             assert layer.activation is keras.activations.relu, layer.name
 
 
-def test_runs_at_a_non_default_size(small_alexnet):
+def test_runs_at_a_non_default_size(small_alexnet, random_pixels):
     probabilities = small_alexnet.predict(random_pixels((2, *SMALL)), verbose=0)
     assert probabilities.shape == (2, 10)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)

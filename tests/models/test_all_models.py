@@ -36,17 +36,6 @@ def run(model, images):
     return keras.ops.convert_to_numpy(model(images, training=False))
 
 
-def random_pixels(shape, seed=0):
-    """Raw pixels, as the models take them (they normalise inside)."""
-    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
-
-
 @pytest.fixture(scope="module", params=MODEL_NAMES)
 def name(request):
     return request.param
@@ -70,7 +59,7 @@ def test_every_family_is_registered():
     assert {"lenet5", "resnet20"} <= set(MODEL_NAMES)
 
 
-def test_forward_pass_gives_probabilities(name, model):
+def test_forward_pass_gives_probabilities(name, model, random_pixels):
     """In training mode (batch statistics): untrained, a 1,000-layer residual network's
     inference output overflows, because its batch-norm moving statistics are still the
     identity and every block doubles the variance; training, not the layout, fixes that."""
@@ -96,7 +85,7 @@ def test_raw_pixels_in_preprocessing_inside(name, model):
     np.testing.assert_allclose(normalised, 0.0, atol=1e-5)
 
 
-def test_keras_round_trip_gives_identical_outputs(name, model, tmp_path):
+def test_keras_round_trip_gives_identical_outputs(name, model, tmp_path, random_pixels):
     path = tmp_path / f"{name}.keras"
     model.save(path)
     # No custom_objects: the custom layers must be registered serialisables (STYLE 9).
@@ -119,7 +108,7 @@ MAX_POOLING_MODELS = {
 }
 
 
-def test_without_top_pooling_none_avg_max(name):
+def test_without_top_pooling_none_avg_max(name, random_pixels):
     if name in THOUSAND_LAYER_MODELS:
         pytest.skip("a 1,000-layer variant of a family the harness covers in full")
     shape = small_shape(name)
@@ -147,7 +136,7 @@ def logits_model(name):
     )
 
 
-def test_no_classifier_activation_gives_logits(name, model, logits_model):
+def test_no_classifier_activation_gives_logits(name, model, logits_model, random_pixels):
     logits_model.set_weights(model.get_weights())
     images = random_pixels((4, *small_shape(name)), seed=3)
     logits = run(logits_model, images)
@@ -173,7 +162,7 @@ def test_too_small_input_names_the_model_and_echoes_the_shape(name, axis):
     assert re.search(rf"\b{min_h}x{min_w}\b", message)
 
 
-def test_one_training_step_stays_finite(name, logits_model):
+def test_one_training_step_stays_finite(name, logits_model, random_pixels):
     """One eager forward and backward step, as training takes it: on logits, with the
     model's regularisation losses, in training mode (dropout, batch statistics)."""
     import tensorflow as tf
@@ -231,7 +220,7 @@ def converted_in():
     return covered
 
 
-def test_converts_to_tflite_with_the_same_outputs(name, model, tmp_path):
+def test_converts_to_tflite_with_the_same_outputs(name, model, tmp_path, random_pixels):
     """Every network's layers convert (custom layers included) and the converted model
     agrees with Keras."""
     from kerascnn.export.saved_model import export_saved_model

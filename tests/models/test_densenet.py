@@ -37,12 +37,6 @@ COMPRESSION = 0.5
 TABLE_2_PARAMS = {(40, 12, False): "1.0", (100, 12, False): "7.0", (100, 12, True): "0.8"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
-
-
 @pytest.fixture(scope="module")
 def imagenet_models():
     """DenseNet-121/169/201/264 at 224x224 and 1000 classes, built once, on demand."""

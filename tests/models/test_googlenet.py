@@ -119,16 +119,6 @@ FIGURE_5_SIZES = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
-
-
-def random_pixels(shape, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
-
-
 def numpy_outputs(outputs):
     """A model call's output(s) as NumPy (eager calls: no predict() tracing, faster here)."""
     if isinstance(outputs, list | tuple):
@@ -384,7 +374,7 @@ def small_pair():
     return plain, aux
 
 
-def test_no_aux_weights_load_into_the_aux_model_by_name(small_pair, tmp_path):
+def test_no_aux_weights_load_into_the_aux_model_by_name(small_pair, tmp_path, random_pixels):
     plain, aux = small_pair
     for layer in plain.layers:
         if layer.weights:
@@ -402,7 +392,7 @@ def test_no_aux_weights_load_into_the_aux_model_by_name(small_pair, tmp_path):
     np.testing.assert_allclose(numpy_outputs(inference(images)), expected, rtol=1e-5)
 
 
-def test_aux_outputs_change_under_training_dropout(small_pair):
+def test_aux_outputs_change_under_training_dropout(small_pair, random_pixels):
     _, aux = small_pair
     images = random_pixels((4, 32, 32, 3), seed=1)
     first = numpy_outputs(aux(images, training=True))
@@ -441,7 +431,7 @@ def test_aux_heads_build_at_small_sizes(size, module_map, pooled):
     assert [tuple(o.shape) for o in model.outputs] == [(None, 10)] * 3
 
 
-def test_cifar_input_works():
+def test_cifar_input_works(random_pixels):
     model = kerascnn.create_model("googlenet", input_shape=(32, 32, 3), num_classes=10)
     # Five stride-2 layers: 32 -> 16 -> 8 -> 4 -> 2 -> 1.
     assert tuple(model.get_layer("inception_3b_output").output.shape) == (None, 4, 4, 480)

@@ -32,12 +32,6 @@ NAMES = ("inception_v3", "inception_v4", "inception_resnet_v1", "inception_resne
 SMALL = (75, 75, 3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
-
-
 @pytest.fixture(scope="module")
 def full():
     """Every network at the paper's 299x299x3 and 1000 classes, built once."""
@@ -372,7 +366,7 @@ def test_no_aux_layers_by_default_or_without_top(full):
     assert not any(layer.name.startswith("aux") for layer in headless.layers)
 
 
-def test_main_head_drops_the_aux_and_takes_the_plain_weights(full, v3_aux):
+def test_main_head_drops_the_aux_and_takes_the_plain_weights(full, v3_aux, random_pixels):
     plain = full["inception_v3"]
     main = layers.main_head(v3_aux)
     assert len(main.outputs) == 1
@@ -422,7 +416,7 @@ def test_builder_fails_one_pixel_below_the_minimum():
         )
 
 
-def test_aux_head_shrinks_to_the_smallest_grid():
+def test_aux_head_shrinks_to_the_smallest_grid(random_pixels):
     # TF-slim's _reduced_kernel_size_for_small_input: at 75x75 the 17x17 grid is 3x3.
     model = kerascnn.create_model("inception_v3", input_shape=SMALL, num_classes=5, aux_logits=True)
     assert shape(model, "mixed7") == (None, 3, 3, 768)

@@ -68,12 +68,6 @@ TORCHVISION_GFLOPS = {"A": 7.61, "B": 11.31, "D": 15.47, "E": 19.63}
 APPLICATIONS = {"vgg16": "VGG16", "vgg19": "VGG19"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
-
-
 def built_without_weights(build, *args, **kwargs):
     """A model built without drawing its initial weights (it cannot be called).
 
