@@ -263,6 +263,69 @@ def test_default_build_matches_the_recorded_complexity(name):
     assert catalogue.measure(name) == catalogue.recorded()[name]
 
 
+# --- keras.applications weights ----------------------------------------------------------------
+# Every model with a keras_application: weights saved from that model (random, no download) load
+# into ours through create_model(weights=path), and ours on raw pixels gives what the application
+# gives on its preprocess_input of them. Without the classifier, at the smallest input both take
+# (Keras's minimum is 32x32, 75x75 for Inception); with it (logits), at twice that, a 2x2 map
+# before the classifier's pooling or flattening, so that VGG's flattened order shows. Keras takes
+# seconds to build these networks, three times per check: the cheapest network of each
+# keras.applications module is checked by default, its deeper siblings (ResNet101/152,
+# DenseNet169/201: the same code) without the classifier and with the slow tests, and so are the
+# classifiers of the DenseNet and Inception graphs (300 to 800 layers, 10-30 s per check).
+
+KERAS_MINIMUM_SIZE = 32
+SLOW_TO_BUILD_MODULES = {"densenet", "inception_v3", "inception_resnet_v2"}
+APPLICATION_NAMES = [name for name in MODEL_NAMES if MODELS.get(name).keras_application]
+
+
+def application_module(name):
+    """The keras.applications module of the model's application (``resnet`` for ResNet50)."""
+    constructor = getattr(keras.applications, MODELS.get(name).keras_application.name)
+    return constructor.__module__.rsplit(".", 1)[-1]
+
+
+CHEAPEST_OF_MODULE = {
+    next(name for name in APPLICATION_NAMES if application_module(name) == module)
+    for module in {application_module(name) for name in APPLICATION_NAMES}
+}
+
+
+def application_cases():
+    """(name, include_top, size) of each check, marked slow as described above."""
+    for name in APPLICATION_NAMES:
+        size = max(*MODELS.get(name).min_size, KERAS_MINIMUM_SIZE)
+        slow = [] if name in CHEAPEST_OF_MODULE else [pytest.mark.slow]
+        yield pytest.param(name, False, size, marks=slow, id=f"{name}-features")
+        if name in CHEAPEST_OF_MODULE:
+            if application_module(name) in SLOW_TO_BUILD_MODULES:
+                slow = [pytest.mark.slow]
+            yield pytest.param(name, True, 2 * size, marks=slow, id=f"{name}-classifier")
+
+
+@pytest.mark.parametrize(("application_name", "include_top", "size"), application_cases())
+def test_keras_application_weights_give_its_outputs(
+    application_name, include_top, size, keras_application_parity
+):
+    keras_application_parity(application_name, include_top=include_top, size=size)
+
+
+@pytest.mark.parametrize("application_name", APPLICATION_NAMES)
+def test_registered_statistics_are_the_applications_preprocess_input(
+    application_name, random_pixels
+):
+    """(x - mean) / std with the registered statistics is the application's
+    ``preprocess_input`` (which for BGR weights also reverses the channels)."""
+    spec = MODELS.get(application_name)
+    pixels = random_pixels((1, 4, 4, 3), seed=4)
+    ours = (pixels - np.asarray(spec.mean)) / np.asarray(spec.std)
+    module = getattr(keras.applications, application_module(application_name))
+    theirs = module.preprocess_input(pixels.copy())
+    if spec.keras_application.bgr:
+        theirs = theirs[..., ::-1]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-4)
+
+
 if __name__ == "__main__":
     # Regenerate layer_sets.json (the 1,000-layer variants are skipped by the harness).
     sets = {

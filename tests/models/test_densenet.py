@@ -59,10 +59,6 @@ def trainable_count(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
 
 
-def random_pixels(shape, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
-
-
 def densenet_parameters(
     blocks,
     growth_rate,
@@ -353,34 +349,3 @@ def test_weight_decay_is_on_every_kernel(bc100):
 def test_bad_options_are_rejected(option, value, message):
     with pytest.raises(ValueError, match=f"^{message}$"):
         kerascnn.create_model("densenet_bc_100_12", **{option: value})
-
-
-# --- keras.applications weights ------------------------------------------------------------
-
-
-def check_weights_port(tmp_path, include_top, input_shape):
-    application = keras.applications.DenseNet121(
-        weights=None, include_top=include_top, input_shape=input_shape
-    )
-    path = tmp_path / "x.weights.h5"
-    application.save_weights(path)
-    ours = kerascnn.create_model(
-        "densenet121", weights=path, include_top=include_top, input_shape=input_shape
-    )
-    pixels = random_pixels((2, *input_shape), seed=1)
-    # Called eagerly: tracing a predict() graph of these deep networks costs more than the run.
-    expected = keras.ops.convert_to_numpy(
-        application(keras.applications.densenet.preprocess_input(pixels.copy()), training=False)
-    )
-    got = keras.ops.convert_to_numpy(ours(pixels, training=False))
-    assert got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
-
-
-def test_keras_densenet121_weights_load_without_top(tmp_path):
-    check_weights_port(tmp_path, include_top=False, input_shape=(32, 32, 3))
-
-
-@pytest.mark.slow
-def test_keras_densenet121_weights_load_with_top(tmp_path):
-    check_weights_port(tmp_path, include_top=True, input_shape=(224, 224, 3))

@@ -16,7 +16,6 @@ import kerascnn
 from kerascnn.models import MODELS
 from kerascnn.models.counting import multiply_accumulates
 from kerascnn.models.layers import LocalResponseNormalization
-from kerascnn.models.pretrained import transfer_weights
 from kerascnn.models.vgg import VGG
 
 # Table 1, written as (kernel, filters) per convolution, one list per block; each block ends
@@ -102,10 +101,6 @@ def small_vgg11():
 @pytest.fixture(scope="module")
 def small_vgg11_bn():
     return kerascnn.create_model("vgg11_bn", input_shape=(32, 32, 3), num_classes=10)
-
-
-def random_pixels(shape, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
 
 
 def trainable_count(model):
@@ -318,6 +313,8 @@ def test_batch_norm_convolutions_are_he_normal(small_vgg11_bn):
 
 
 # --- keras.applications layout and weights --------------------------------------------------
+# The harness (test_all_models.py) checks that keras.applications' VGG16 and VGG19 weights in
+# ours give their outputs; transfer_weights pairs layers in order, and the names agree too.
 
 
 @pytest.mark.parametrize("name", ["vgg16", "vgg19"])
@@ -332,60 +329,11 @@ def test_layer_names_are_keras_applications(name):
     ] == theirs
 
 
-def check_weights_port(name, include_top, size, tmp_path, *, through_create_model):
-    """Weights of keras.applications' model, in ours: our model on raw RGB pixels computes
-    what Keras's computes on its ``preprocess_input`` (BGR, mean subtracted).
-
-    ``through_create_model``: save them to a ``.weights.h5`` file and load it with
-    ``create_model(name, weights=path)``; otherwise copy them with
-    ``pretrained.transfer_weights``, the step ``weights="imagenet"`` takes after building
-    the keras.applications model with its published weights.
-    """
-    input_shape = (size, size, 3)
-    application = getattr(keras.applications, APPLICATIONS[name])(
-        weights=None,
-        include_top=include_top,
-        input_shape=input_shape,
-        classifier_activation=None,
-    )
-    arguments = dict(include_top=include_top, input_shape=input_shape, classifier_activation=None)
-    if through_create_model:
-        path = tmp_path / "x.weights.h5"
-        application.save_weights(path)
-        ours = kerascnn.create_model(name, weights=str(path), **arguments)
-    else:
-        ours = kerascnn.create_model(name, **arguments)
-        transfer_weights(application, ours, bgr=MODELS.get(name).keras_application.bgr)
-    pixels = random_pixels((2, *input_shape))
-    module = getattr(keras.applications, name)
-    expected = application.predict(module.preprocess_input(pixels.copy()), verbose=0)
-    actual = ours.predict(pixels, verbose=0)
-    assert actual.shape == expected.shape
-    scale = float(np.abs(expected).max())
-    assert scale > 0
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * scale)
-
-
-@pytest.mark.parametrize(
-    ("name", "include_top", "size"),
-    # vgg16 with the classifier: the slow test below, at the published weights' 224.
-    [("vgg16", False, 32), ("vgg19", False, 32), ("vgg19", True, 64)],
-)
-def test_keras_applications_weights_fit(name, include_top, size, tmp_path):
-    check_weights_port(name, include_top, size, tmp_path, through_create_model=False)
-
-
 @pytest.mark.slow
-def test_keras_applications_weights_fit_at_224_with_the_classifier(tmp_path):
-    # The published ImageNet weights' own shape: FC1 on the 7x7x512 map.
-    check_weights_port("vgg16", True, 224, tmp_path, through_create_model=False)
-
-
-@pytest.mark.parametrize(
-    ("name", "include_top", "size"), [("vgg16", False, 32), ("vgg19", True, 64)]
-)
-def test_weights_file_saved_from_keras_applications_loads(name, include_top, size, tmp_path):
-    check_weights_port(name, include_top, size, tmp_path, through_create_model=True)
+def test_keras_applications_weights_fit_at_224_with_the_classifier(keras_application_parity):
+    # The published ImageNet weights' own shape: FC1 on the 7x7x512 map (the harness checks
+    # the classifier at 64x64, FC1 on a 2x2 map).
+    keras_application_parity("vgg16", include_top=True, size=224)
 
 
 # --- options --------------------------------------------------------------------------------
