@@ -1,7 +1,7 @@
 """DenseNets against Huang, Liu, van der Maaten, Weinberger 2017, "Densely Connected
 Convolutional Networks" (arXiv:1608.06993): section 3 (dense connectivity, bottleneck and
 compression), Table 1 (the ImageNet networks) and Table 2 (the CIFAR networks' parameters);
-parameter counts against keras.applications (/work/shared/reference/architectures.md).
+parameter counts against keras.applications' DenseNet121/169/201.
 
 Expected counts and shapes are derived here from the paper's description, then compared with
 the model and with the published figures."""
@@ -23,7 +23,7 @@ TABLE_1_BLOCKS = {
 IMAGENET_GROWTH_RATE = 32
 # Table 1, "Output Size": the stem and each dense block's resolution at 224x224.
 TABLE_1_SIZES = {"conv1": 112, "pool1": 56, "blocks": (56, 28, 14, 7)}
-# architectures.md, keras.applications (Keras 3): total (with BN moving statistics) and
+# keras.applications' DenseNet121/169/201 (Keras 3): total (with BN moving statistics) and
 # trainable counts at 1000 classes.
 KERAS_COUNTS = {
     121: (8_062_504, 7_978_856),

@@ -19,7 +19,7 @@ from kerascnn.models.spec import MODELS
 
 # --- the papers' tables -------------------------------------------------------------------
 
-# Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj (also architectures.md).
+# Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 TABLE_1 = {
     "3a": (64, 96, 128, 16, 32, 32),
     "3b": (128, 128, 192, 32, 96, 64),
@@ -235,7 +235,7 @@ def test_total_parameters_within_1_percent_of_table_1_column(googlenet):
     # 64*64 + 9*64*192 = 114,688 = 112 * 1024 (read as thousands it would be 114.7K).
     assert googlenet_parameters(bias=False)["conv2"] == 112 * 1024
     column = sum(TABLE_1_PARAMS_K.values())
-    # architectures.md's "about 6.8M" is this sum read in thousands.
+    # The "about 6.8M" often quoted for GoogLeNet is this sum read in thousands.
     assert round(column / 1000, 1) == 6.8
     assert googlenet.count_params() == pytest.approx(column * 1024, rel=0.01)
     assert sum(googlenet_parameters(bias=False).values()) == pytest.approx(column * 1024, rel=0.01)

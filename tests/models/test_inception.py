@@ -7,9 +7,9 @@
   Residual Connections on Learning" (arXiv:1602.07261): Figures 3-19 (stems, blocks, grid
   sizes), Table 1 (Reduction-A's k, l, m, n), section 3.2 (no batch normalisation on the
   summations) and 3.3 (scaled residuals), Figures 9 and 15 (dropout, keep 0.8).
-- /work/shared/reference/architectures.md: keras "total" parameter counts.
-- keras.applications.InceptionV3 / InceptionResNetV2 (built with weights=None here): the layer
-  layout our weights must follow, and their source's grid-size comments.
+- keras.applications.InceptionV3 / InceptionResNetV2 (built with weights=None here): their
+  parameter counts (``count_params()``, BN moving statistics included), the layer layout our
+  weights must follow, and their source's grid-size comments.
 - timm's model card for inception_v4.tf_in1k (huggingface.co/timm/inception_v4.tf_in1k):
   "Params (M): 42.7", counted the PyTorch way (BatchNorm weight and bias, no running
   statistics), and "GMACs: 12.3".
@@ -67,13 +67,13 @@ def layers_of(model, kind):
 
 
 def test_inception_v3_parameters_match_keras(full):
-    # architectures.md: Inception v3 (no aux head), keras total 23,851,784, trainable 23,817,352.
+    # keras.applications.InceptionV3 (no aux head): total 23,851,784, trainable 23,817,352.
     assert full["inception_v3"].count_params() == 23_851_784
     assert trainable_count(full["inception_v3"]) == 23_817_352
 
 
 def test_inception_resnet_v2_parameters_match_keras(full):
-    # architectures.md: Inception-ResNet v2, keras total 55,873,736.
+    # keras.applications.InceptionResNetV2: total 55,873,736.
     assert full["inception_resnet_v2"].count_params() == 55_873_736
 
 

@@ -26,7 +26,8 @@ IMAGENET_TABLE = [
     ("conv3", 3, 384), ("cccp5", 1, 384), ("cccp6", 1, 384),
     ("conv4", 3, 1024), ("cccp7", 1, 1024), ("predictions", 1, None),
 ]  # fmt: skip
-# The paper's CIFAR-10 network (three mlpconv layers, section 4.1), as in the issue's table:
+# The paper's CIFAR-10 network (three mlpconv layers, section 4.1), with the widths of the
+# authors' released model (Caffe model zoo, "Network in Network CIFAR10 Model"):
 # 192 5x5, 160 1x1, 96 1x1, max pool; 192 5x5, 192 1x1, 192 1x1, average pool;
 # 192 3x3, 192 1x1, 10 1x1, global average pool.
 CIFAR_TABLE = [

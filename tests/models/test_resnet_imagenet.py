@@ -3,16 +3,16 @@
 - He, Zhang, Ren, Sun 2015, "Deep Residual Learning for Image Recognition", Table 1 (layers
   and output sizes of ResNet-18 ... 152);
 - keras.applications ResNet50/101/152 and ResNet50V2/101V2/152V2 (Keras 3): the same weighted
-  layers in the same order, so their weights load; parameter counts from
-  shared/reference/architectures.md ("keras total", BN moving statistics included);
+  layers in the same order, so their weights load (checked in the harness,
+  test_all_models.py), and their parameter counts (``count_params()``, BN moving statistics
+  included);
 - torchvision's ResNet-18/34, ResNeXt-50 32x4d, ResNeXt-101 32x8d and Wide ResNet-50-2
-  parameter counts (architectures.md "tv": trainable only, convolutions without bias; the
-  ResNeXt-101 figure is torchvision's model metadata);
+  parameter counts (its model metadata, "num_params": trainable only, convolutions without
+  bias);
 - Xie et al. 2017, "Aggregated Residual Transformations", Table 1 (ResNeXt-50 32x4d);
 - Huang et al. 2016, "Deep Networks with Stochastic Depth", equation (4).
 
-No test downloads anything: keras.applications models are built with ``weights=None`` and
-random weights, with random batch-norm statistics so that a misplaced BN layer shows."""
+No test downloads anything: keras.applications models are built with ``weights=None``."""
 
 import keras
 import numpy as np
@@ -32,8 +32,7 @@ KERAS_MODELS = {
     "resnet101_v2": ("ResNet101V2", 44_675_560),
     "resnet152_v2": ("ResNet152V2", 60_380_648),
 }
-# Trainable parameters, torchvision convention (architectures.md; ResNeXt-101 32x8d from
-# torchvision's model metadata, "num_params": 88791336).
+# Trainable parameters, torchvision convention (torchvision's model metadata, "num_params").
 TORCHVISION_COUNTS = {
     "resnet18": 11_689_512,
     "resnet34": 21_797_672,

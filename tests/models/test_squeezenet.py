@@ -2,8 +2,8 @@
 AlexNet-level accuracy with 50x fewer parameters and <0.5MB model size" (arXiv:1602.07360):
 section 3.2 (the Fire module), Table 1 (v1.0: output sizes and parameters per layer), Figure 2
 and Table 3 (bypass connections); the v1.1 layout and the training files from the authors'
-repository (github.com/forresti/SqueezeNet); torchvision's parameter counts
-(/work/shared/reference/architectures.md).
+repository (github.com/forresti/SqueezeNet); torchvision's parameter counts (its model
+metadata, "num_params").
 
 Expected counts and shapes are derived here from those descriptions, then compared with the
 model and with the published figures."""
@@ -61,7 +61,7 @@ TABLE_1_SHAPES = {
     "fire9_concat": (13, 13, 512),
     "conv10": (13, 13, 1000),
 }
-# architectures.md: torchvision's counts (convolutions with bias, no batch norm).
+# torchvision's counts (convolutions with bias, no batch norm).
 TORCHVISION_COUNTS = {"squeezenet1_0": 1_248_424, "squeezenet1_1": 1_235_496}
 CROP = 227  # train_val.prototxt: crop_size: 227
 

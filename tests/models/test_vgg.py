@@ -1,10 +1,10 @@
 """The VGG networks against Simonyan & Zisserman 2014, "Very Deep Convolutional Networks for
 Large-Scale Image Recognition" (Table 1 the configurations, section 2.1 the layers, section
-3.1 training), the counts of /work/shared/reference/architectures.md (torchvision and
-keras.applications), and keras.applications' VGG16/VGG19 (names and weights).
+3.1 training), the published parameter counts (torchvision's model metadata and
+keras.applications), and keras.applications' VGG16/VGG19 (names; weights in the harness).
 
 Expected parameter counts are computed here from Table 1, then compared with the model and
-with architectures.md."""
+with the published counts."""
 
 import math
 
@@ -49,8 +49,9 @@ VARIANTS = {
     "vgg16_bn": ("D", True),
     "vgg19_bn": ("E", True),
 }
-# architectures.md, "Parameter counts" (1000 classes, 224x224x3): torchvision and keras for
-# the plain networks; torchvision (trainable only, convolutions keep their bias) for BN.
+# Published parameter counts (1000 classes, 224x224x3): torchvision's VGG*_Weights metadata
+# ("num_params") and keras.applications' VGG16/VGG19 for the plain networks; torchvision's
+# (trainable only, convolutions keep their bias) for BN.
 REFERENCE = {
     "vgg11": 132_863_336,
     "vgg13": 133_047_848,
@@ -133,7 +134,7 @@ def batch_norm_statistics(config):
 # --- parameter counts -----------------------------------------------------------------------
 
 
-def test_parameters_match_table_1_and_architectures_md(full_size):
+def test_parameters_match_table_1_and_the_published_counts(full_size):
     name, model = full_size
     config, batch_norm = VARIANTS[name]
     expected = table_1_parameters(config, batch_norm)
@@ -293,7 +294,7 @@ def test_batch_norm_sits_between_each_convolution_and_its_relu(small_vgg11_bn):
     convs = [layer for layer in small_vgg11_bn.layers if isinstance(layer, keras.layers.Conv2D)]
     assert len(convs) == 8
     for conv in convs:
-        # torchvision's convolutions keep their bias (the counts of architectures.md).
+        # torchvision's convolutions keep their bias (its published counts include them).
         assert conv.use_bias and conv.activation is keras.activations.linear
         bn = small_vgg11_bn.get_layer(f"{conv.name}_bn")
         relu = small_vgg11_bn.get_layer(f"{conv.name}_relu")
