@@ -1,6 +1,36 @@
-"""Shared test setup: quiet TensorFlow, a tiny random image helper, and the CLI runner."""
+"""Shared test setup: quiet TensorFlow, a tiny random image helper, and a fresh Keras session
+for every test module."""
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from kerascnn.quiet import import_tensorflow_quietly  # noqa: E402
+
+# TensorFlow writes native start-up lines (CUDA probing) when first imported: import it here,
+# with them captured, before any test module imports Keras.
+import_tensorflow_quietly()
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def _random_pixels(shape, seed=0):
+    """Raw 0-255 pixels, as the models take them (they normalise inside)."""
+    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
+
+
+@pytest.fixture(scope="session")
+def random_pixels():
+    """``random_pixels(shape, seed=0)``: float32 raw pixels, uniform in [0, 255)."""
+    return _random_pixels
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fresh_keras_session():
+    """Clear Keras's global state (layer name counters, the models built) after each test
+    module, so that one module's models do not weigh on the next."""
+    yield
+    keras.backend.clear_session()

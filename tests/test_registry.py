@@ -3,19 +3,12 @@ argument checks and its ``weights`` loading (STYLE 1, 4, 5)."""
 
 import re
 
-import keras
 import numpy as np
 import pytest
 
 import kerascnn
 from kerascnn.errors import KerasCNNError, UnknownNameError
 from kerascnn.registry import Registry
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
 
 
 def trainable_count(model):
@@ -28,10 +21,6 @@ def save(model, path):
         model.save(path)
     else:
         model.save_weights(path)
-
-
-def random_pixels(shape, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
 
 
 # --- Registry ------------------------------------------------------------------------------
@@ -273,7 +262,9 @@ def trained_lenet():
 
 
 @pytest.mark.parametrize("filename", ["lenet.weights.h5", "lenet.keras"])
-def test_saved_weights_load_and_reproduce_outputs_exactly(trained_lenet, tmp_path, filename):
+def test_saved_weights_load_and_reproduce_outputs_exactly(
+    trained_lenet, tmp_path, filename, random_pixels
+):
     path = tmp_path / filename
     save(trained_lenet, path)
     images = random_pixels((4, 32, 32, 1))

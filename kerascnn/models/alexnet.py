@@ -7,16 +7,16 @@ References:
     M. D. Zeiler, R. Fergus, "Visualizing and Understanding Convolutional Networks",
     arXiv:1311.2901, 2013 (Figure 3, the network of their section 3).
 
-AlexNet (``alexnet``) is the single-tower network as taught (the layer table in
-``architectures.md``): a 227x227x3 input (the arithmetic of the 11x11/4 first layer works for
-227, not for the paper's stated 224), five convolutions 96-256-384-384-256, overlapping 3x3/2
-max pooling after the first, second and fifth, local response normalisation (k=2, n=5,
-alpha=1e-4, beta=0.75) after the first two, then FC 4096-4096-classes with dropout 0.5 on the
-two hidden FC layers; ReLU everywhere. Departure from the paper's text: the paper normalises
-*before* pooling (section 3.5: "Response-normalization layers follow the first and second
-convolutional layers. Max-pooling layers ... follow both response-normalization layers");
-we follow ``architectures.md``'s table, which pools first and normalises after (the order of
-Caffe's reference CaffeNet). The parameter count is the same either way.
+AlexNet (``alexnet``) is the single-tower network as taught (the layer table of Stanford's
+CS231n AlexNet case study): a 227x227x3 input (the arithmetic of the 11x11/4 first layer
+works for 227, not for the paper's stated 224), five convolutions 96-256-384-384-256,
+overlapping 3x3/2 max pooling after the first, second and fifth, local response normalisation
+(k=2, n=5, alpha=1e-4, beta=0.75) after the first two, then FC 4096-4096-classes with dropout
+0.5 on the two hidden FC layers; ReLU everywhere. Departure from the paper's text: the paper
+normalises *before* pooling (section 3.5: "Response-normalization layers follow the first and
+second convolutional layers. Max-pooling layers ... follow both response-normalization
+layers"); we follow that table, which pools first and normalises after (the order of Caffe's
+reference CaffeNet). The parameter count is the same either way.
 
 ``towers=2`` (``alexnet_2tower``) is the paper's two-GPU layout (Figure 2): the second, fourth
 and fifth convolutions see only the maps of their own tower (``groups=2``); the third
@@ -52,11 +52,7 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
-from kerascnn.models.spec import register_model
-
-# The ImageNet training set's mean RGB in 0-255 units (the figures released with the Caffe
-# models, keras.applications' "caffe" mode). The models take raw pixels and subtract it.
-IMAGENET_MEAN = (123.68, 116.779, 103.939)
+from kerascnn.models.spec import UNIT_STD, VGG_IMAGENET_MEAN, register_model
 
 # Section 3.3: k = 2, n = 5, alpha = 1e-4, beta = 0.75.
 LRN_PARAMETERS = dict(k=2.0, n=5, alpha=1e-4, beta=0.75)
@@ -260,8 +256,10 @@ def _ceil_mode_padding(size: int, pool_size: int, strides: int, name: str) -> st
 
 COMMON = dict(
     num_classes=1000,
-    mean=IMAGENET_MEAN,
-    std=(1.0, 1.0, 1.0),
+    # The ImageNet mean RGB (the figures released with the VGG Caffe models), subtracted from
+    # raw pixels without scaling, as the paper subtracts its mean image (section 2).
+    mean=VGG_IMAGENET_MEAN,
+    std=UNIT_STD,
 )
 ALEXNET_PAPER = (
     "Krizhevsky, Sutskever, Hinton 2012, ImageNet Classification with Deep Convolutional "

@@ -33,7 +33,14 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
-from kerascnn.models.spec import KerasApplication, register_model
+from kerascnn.models.spec import (
+    FB_RESNET_CIFAR10_MEAN,
+    FB_RESNET_CIFAR10_STD,
+    TORCHVISION_IMAGENET_MEAN,
+    TORCHVISION_IMAGENET_STD,
+    KerasApplication,
+    register_model,
+)
 
 STEMS = ("imagenet", "cifar")
 # Keras' DenseNet batch-norm epsilon, kept so that its ImageNet weights give the same outputs.
@@ -223,9 +230,6 @@ def _dropout(x, rate: float, *, name: str):
 
 
 PAPER = "Huang, Liu, van der Maaten, Weinberger 2017, Densely Connected Convolutional Networks"
-# keras.applications.densenet.preprocess_input, mode "torch": ImageNet statistics in 0-255 units.
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 # Table 1, the ImageNet networks (k=32): layers per dense block, and the keras.applications
 # model with the same layout where there is one.
 IMAGENET_DENSENETS = (
@@ -246,8 +250,9 @@ for _depth, _blocks, _application in IMAGENET_DENSENETS:
         # poolings: 29x29 leaves 15, 8, 4, 2 and 1; 28x28 leaves 0 after the last transition.
         min_size=(29, 29),
         num_classes=1000,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+        # keras.applications.densenet.preprocess_input, mode "torch": torchvision's statistics.
+        mean=TORCHVISION_IMAGENET_MEAN,
+        std=TORCHVISION_IMAGENET_STD,
         keras_application=KerasApplication(_application) if _application else None,
         description=f"ImageNet DenseNet-BC, k=32, dense blocks {'-'.join(map(str, _blocks))}",
         blocks=_blocks,
@@ -263,10 +268,10 @@ register_model(
     # Two 2x2/2 average poolings between the three blocks: 4x4 leaves 1x1.
     min_size=(4, 4),
     num_classes=10,
-    # CIFAR-10 training-set channel statistics in 0-255 units (section 4.2: "we normalize the
-    # data using the channel means and standard deviations").
-    mean=(125.3, 123.0, 113.9),
-    std=(63.0, 62.1, 66.7),
+    # CIFAR-10 training-set channel statistics (section 4.2: "we normalize the data using the
+    # channel means and standard deviations"; the authors' Torch code is fb.resnet.torch's).
+    mean=FB_RESNET_CIFAR10_MEAN,
+    std=FB_RESNET_CIFAR10_STD,
     description="CIFAR DenseNet-BC, three blocks of 16 bottleneck layers, k=12 (0.8M parameters)",
     blocks=(16, 16, 16),
     growth_rate=12,

@@ -1,9 +1,8 @@
-"""The one door every model is built through (STYLE 1): ``create_model``, ``list_models``,
-``model_info``."""
+"""The one door every model is built through (STYLE 1): ``create_model`` and ``list_models``.
+What is known of a model without building it, ``model_info``, is in ``catalogue.py``."""
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,14 +10,10 @@ from typing import Any
 
 import keras
 
-from kerascnn.errors import InvalidArgumentError, MissingFileError
-from kerascnn.models import complexity, layers, pretrained
+from kerascnn.errors import InvalidArgumentError, MissingFileError, first_line
+from kerascnn.models import layers, pretrained
 from kerascnn.models.spec import MODELS, ModelSpec
 
-# Arguments every builder takes; everything else a builder accepts is a family option.
-SHARED_ARGUMENTS = frozenset(
-    {"input_shape", "num_classes", "include_top", "pooling", "classifier_activation"}
-)
 WEIGHT_SUFFIXES = (".weights.h5", ".keras")
 
 
@@ -65,7 +60,7 @@ def create_model(
     input_shape = _check_input_shape(spec, input_shape)
     layers.check_head_arguments(num_classes, include_top, pooling)
     kwargs = {**spec.options, "mean": spec.mean, "std": spec.std}
-    valid = sorted(_family_options(spec))
+    valid = sorted(spec.family_options())
     for key, value in options.items():
         if key not in valid:
             raise InvalidArgumentError(
@@ -96,48 +91,6 @@ def create_model(
 def list_models(pattern: str | None = None) -> list[str]:
     """Registered model names, sorted, optionally filtered by a shell pattern (``"resnet*"``)."""
     return MODELS.names(pattern)
-
-
-def model_info(name: str) -> dict[str, Any]:
-    """What kerascnn knows about a registered model.
-
-    Returns:
-        A dict with ``name``, ``title``, ``paper``, ``input_shape`` (default), ``min_size``,
-        ``num_classes``, ``parameters``, ``trainable_parameters`` and
-        ``multiply_accumulates`` (of one image, computed from the layers; at the paper's
-        class count and default input, without auxiliary heads), ``auxiliary_loss_weights``,
-        ``keras_application`` (its name, or None),
-        ``preprocessing`` (``{"mean": ..., "std": ...}`` in raw pixel units), ``options``
-        (the family options and their defaults for this variant) and ``description``.
-    """
-    spec = MODELS.get(name)
-    return {
-        "name": spec.name,
-        "title": spec.title,
-        "paper": spec.paper,
-        "description": spec.description,
-        "input_shape": tuple(spec.input_shape),
-        "min_size": tuple(spec.min_size),
-        "num_classes": spec.num_classes,
-        **complexity.figures(name),
-        "preprocessing": {"mean": list(spec.mean), "std": list(spec.std)},
-        "auxiliary_loss_weights": list(spec.auxiliary_loss_weights),
-        "keras_application": spec.keras_application and spec.keras_application.name,
-        "options": {
-            **{k: v for k, v in _family_options(spec).items() if k not in ("mean", "std")},
-            **spec.options,
-        },
-    }
-
-
-def _family_options(spec: ModelSpec) -> dict[str, Any]:
-    """The builder's keyword arguments beyond the shared signature, with their defaults."""
-    parameters = inspect.signature(spec.builder).parameters
-    return {
-        key: (None if p.default is inspect.Parameter.empty else p.default)
-        for key, p in parameters.items()
-        if key not in SHARED_ARGUMENTS
-    }
 
 
 def _check_input_shape(spec: ModelSpec, input_shape: Sequence[int] | None) -> tuple[int, ...]:
@@ -206,7 +159,6 @@ def load_weights(model: keras.Model, weights: str | os.PathLike) -> None:
     try:
         model.load_weights(path)
     except Exception as error:  # Keras raises ValueError or KeyError with long messages
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
         raise InvalidArgumentError(
-            f"weights in {path} do not fit {model.name}: {first_line}"
+            f"weights in {path} do not fit {model.name}: {first_line(error)}"
         ) from error

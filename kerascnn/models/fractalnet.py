@@ -48,7 +48,7 @@ from keras import ops
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
-from kerascnn.models.spec import register_model
+from kerascnn.models.spec import FB_RESNET_CIFAR10_MEAN, FB_RESNET_CIFAR10_STD, register_model
 
 # Section 4: filters per block (64, 128, 256, 512, 512); with dropout, a rate per block of
 # (0%, 10%, 20%, 30%, 40%); a 15% drop rate for local drop-path; 50% global mini-batches.
@@ -403,9 +403,9 @@ register_model(
     # Five 2x2 max poolings: 32x32 leaves 1x1; 31 would leave nothing after the fifth.
     min_size=(32, 32),
     num_classes=10,
-    # CIFAR-10 training-set channel statistics in 0-255 units.
-    mean=(125.3, 123.0, 113.9),
-    std=(63.0, 62.1, 66.7),
+    # CIFAR-10 training-set channel statistics.
+    mean=FB_RESNET_CIFAR10_MEAN,
+    std=FB_RESNET_CIFAR10_STD,
     columns=4,
     description="FractalNet, C=4 columns, B=5 blocks (40 layers), dropout and drop-path",
 )

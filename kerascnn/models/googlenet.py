@@ -56,7 +56,12 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
-from kerascnn.models.spec import register_model
+from kerascnn.models.spec import (
+    TORCHVISION_IMAGENET_MEAN,
+    TORCHVISION_IMAGENET_STD,
+    UNIT_STD,
+    register_model,
+)
 
 
 @dataclass(frozen=True)
@@ -356,8 +361,6 @@ def _check_rate(option: str, rate: float) -> None:
         raise InvalidArgumentError(f"{option} must be in [0, 1); received {rate!r}")
 
 
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-
 register_model(
     "googlenet",
     GoogLeNet,
@@ -369,10 +372,10 @@ register_model(
     # builds; 2x2 is the smallest the registry can state (one pixel less must be refused).
     min_size=(2, 2),
     num_classes=1000,
-    # Section 5: the 224x224 RGB input is taken "with mean subtraction" only (no scaling);
-    # the ImageNet RGB mean in raw pixels (torchvision's statistics).
-    mean=IMAGENET_MEAN,
-    std=(1.0, 1.0, 1.0),
+    # Section 5: the 224x224 RGB input is taken "with mean subtraction" only (no scaling):
+    # torchvision's ImageNet mean, with a unit std.
+    mean=TORCHVISION_IMAGENET_MEAN,
+    std=UNIT_STD,
     auxiliary_loss_weights=(0.3, 0.3),
     description="Inception v1: 9 inception modules, LRN stem, aux heads with aux_logits=True",
 )
@@ -387,9 +390,9 @@ register_model(
     # As GoogLeNet: every layer pads, so any size builds.
     min_size=(2, 2),
     num_classes=1000,
-    # ImageNet RGB statistics in raw pixels (torchvision's): the paper normalises each
-    # layer, not the input, and states no preprocessing.
-    mean=IMAGENET_MEAN,
-    std=(58.395, 57.12, 57.375),
+    # torchvision's ImageNet statistics: the paper normalises each layer, not the input, and
+    # states no preprocessing.
+    mean=TORCHVISION_IMAGENET_MEAN,
+    std=TORCHVISION_IMAGENET_STD,
     description="Inception with batch norm after every convolution and double-3x3 branches",
 )

@@ -42,7 +42,7 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
-from kerascnn.models.spec import register_model
+from kerascnn.models.spec import FB_RESNET_CIFAR10_MEAN, FB_RESNET_CIFAR10_STD, register_model
 
 # (filters, highway layers) per stage of the released 19-layer CIFAR network; each stage opens
 # with a plain convolution of that width.
@@ -242,9 +242,9 @@ register_model(
     # Two 2x2 max poolings: 4x4 leaves 1x1 for the last stage; 3x3 leaves nothing.
     min_size=(4, 4),
     num_classes=10,
-    # CIFAR-10 training-set channel statistics in 0-255 units.
-    mean=(125.3, 123.0, 113.9),
-    std=(63.0, 62.1, 66.7),
+    # CIFAR-10 training-set channel statistics.
+    mean=FB_RESNET_CIFAR10_MEAN,
+    std=FB_RESNET_CIFAR10_STD,
     stages=HIGHWAY_19_STAGES,
     description="Convolutional highway network, 19 layers (Highway B, 2.3M parameters)",
 )

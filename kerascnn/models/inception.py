@@ -59,7 +59,7 @@ from keras import ops
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
-from kerascnn.models.spec import KerasApplication, register_model
+from kerascnn.models.spec import KERAS_TF_MEAN, KERAS_TF_STD, KerasApplication, register_model
 
 PAPER_V3 = (
     "Szegedy, Vanhoucke, Ioffe, Shlens, Wojna 2015, Rethinking the Inception Architecture "
@@ -69,9 +69,6 @@ PAPER_V4 = (
     "Szegedy, Ioffe, Vanhoucke, Alemi 2016, Inception-v4, Inception-ResNet and the Impact "
     "of Residual Connections on Learning"
 )
-# keras.applications' "tf" preprocessing: x / 127.5 - 1.
-TF_MEAN = (127.5, 127.5, 127.5)
-TF_STD = (127.5, 127.5, 127.5)
 # keras.applications' and TF-slim's batch-norm epsilon.
 BN_EPSILON = 1e-3
 # TF-slim's inception_arg_scope: L2 weight decay 4e-5 on convolution and classifier kernels.
@@ -805,8 +802,8 @@ register_model(
     input_shape=(299, 299, 3),
     min_size=MIN_SIZE,
     num_classes=1000,
-    mean=TF_MEAN,
-    std=TF_STD,
+    mean=KERAS_TF_MEAN,
+    std=KERAS_TF_STD,
     auxiliary_loss_weights=(0.4,),
     keras_application=KerasApplication("InceptionV3"),
     description="Factorised Inception modules on 35, 17 and 8 grids, BN auxiliary head (23.9M)",
@@ -819,8 +816,8 @@ register_model(
     input_shape=(299, 299, 3),
     min_size=MIN_SIZE,
     num_classes=1000,
-    mean=TF_MEAN,
-    std=TF_STD,
+    mean=KERAS_TF_MEAN,
+    std=KERAS_TF_STD,
     description="Inception-A/B/C x 4/7/3 with Reductions A/B; 1000 classes (paper: 1001)",
 )
 register_model(
@@ -831,8 +828,8 @@ register_model(
     input_shape=(299, 299, 3),
     min_size=MIN_SIZE,
     num_classes=1000,
-    mean=TF_MEAN,
-    std=TF_STD,
+    mean=KERAS_TF_MEAN,
+    std=KERAS_TF_STD,
     version="v1",
     description="Scaled residual Inception blocks, 5/10/5, Inception-v3 cost; 1000 classes",
 )
@@ -844,8 +841,8 @@ register_model(
     input_shape=(299, 299, 3),
     min_size=MIN_SIZE,
     num_classes=1000,
-    mean=TF_MEAN,
-    std=TF_STD,
+    mean=KERAS_TF_MEAN,
+    std=KERAS_TF_STD,
     version="v2",
     keras_application=KerasApplication("InceptionResNetV2"),
     description="Keras's Inception-ResNet-v2: scaled residual blocks 10/20/10 (55.9M)",

@@ -28,7 +28,7 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
-from kerascnn.models.spec import KerasApplication, register_model
+from kerascnn.models.spec import KERAS_TF_MEAN, KERAS_TF_STD, KerasApplication, register_model
 
 # Table 1: the first convolution's filters and, per depthwise separable block, the pointwise
 # filters and the depthwise stride.
@@ -178,8 +178,8 @@ register_model(
     min_size=(31, 31),
     num_classes=1000,
     # keras.applications.mobilenet.preprocess_input, mode "tf": pixels scaled to [-1, 1].
-    mean=(127.5, 127.5, 127.5),
-    std=(127.5, 127.5, 127.5),
+    mean=KERAS_TF_MEAN,
+    std=KERAS_TF_STD,
     keras_application=KerasApplication("MobileNet", options=("alpha",)),
     description="Depthwise separable convolutions, width multiplier alpha (4.2M parameters)",
     alpha=1.0,

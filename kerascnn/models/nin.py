@@ -48,8 +48,14 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
-from kerascnn.models.alexnet import IMAGENET_MEAN, ceil_mode_pooling
-from kerascnn.models.spec import register_model
+from kerascnn.models.alexnet import ceil_mode_pooling
+from kerascnn.models.spec import (
+    FB_RESNET_CIFAR10_MEAN,
+    FB_RESNET_CIFAR10_STD,
+    UNIT_STD,
+    VGG_IMAGENET_MEAN,
+    register_model,
+)
 
 
 @dataclass(frozen=True)
@@ -237,8 +243,9 @@ register_model(
     # leaves nothing for the third pooling).
     min_size=(39, 39),
     num_classes=1000,
-    mean=IMAGENET_MEAN,
-    std=(1.0, 1.0, 1.0),
+    # As alexnet: the ImageNet mean subtracted from raw pixels, no scaling.
+    mean=VGG_IMAGENET_MEAN,
+    std=UNIT_STD,
     description="4 mlpconv layers (conv + two 1x1), global average pooling, no FC layers",
     config="imagenet",
 )
@@ -251,9 +258,9 @@ register_model(
     # Two 3x3/2 poolings rounded up: 4 -> 2 -> 1 (3 -> 1 leaves nothing for the second).
     min_size=(4, 4),
     num_classes=10,
-    # CIFAR-10 training-set channel statistics in 0-255 units (as resnet20).
-    mean=(125.3, 123.0, 113.9),
-    std=(63.0, 62.1, 66.7),
+    # CIFAR-10 training-set channel statistics (as resnet20).
+    mean=FB_RESNET_CIFAR10_MEAN,
+    std=FB_RESNET_CIFAR10_STD,
     description="the paper's CIFAR-10 network: 3 mlpconv layers, global average pooling",
     config="cifar",
 )

@@ -19,7 +19,7 @@ import h5py
 import keras
 import numpy as np
 
-from kerascnn.errors import InvalidArgumentError
+from kerascnn.errors import InvalidArgumentError, first_line
 from kerascnn.models.layers import main_head
 from kerascnn.models.spec import ModelSpec
 
@@ -62,7 +62,7 @@ def keras_application_model(
     except Exception as error:  # Keras raises ValueError, OSError or h5py errors
         raise InvalidArgumentError(
             f"keras.applications.{application.name} could not load weights {str(weights)!r}: "
-            f"{_first_line(error)}"
+            f"{first_line(error)}"
         ) from error
 
 
@@ -141,8 +141,3 @@ def _open_weights(path: str | os.PathLike) -> h5py.File | None:
     except (OSError, KeyError, zipfile.BadZipFile):
         return None
     return None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

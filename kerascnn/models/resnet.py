@@ -40,7 +40,6 @@ papers are in ``resnet_cifar.py``, built from the blocks below.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -48,7 +47,16 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
-from kerascnn.models.spec import KerasApplication, register_model
+from kerascnn.models.spec import (
+    KERAS_TF_MEAN,
+    KERAS_TF_STD,
+    TORCHVISION_IMAGENET_MEAN,
+    TORCHVISION_IMAGENET_STD,
+    UNIT_STD,
+    VGG_IMAGENET_MEAN,
+    KerasApplication,
+    register_model,
+)
 
 BLOCKS = ("basic", "bottleneck")
 SHORTCUTS = ("A", "B", None)
@@ -57,15 +65,6 @@ SHORTCUTS = ("A", "B", None)
 IMAGENET_PLANES = (64, 128, 256, 512)
 EXPANSION = {"basic": 1, "bottleneck": 4}
 KERAS_EPSILON = 1.001e-5
-# Layers of a block on the main path, at most (v1 bottleneck: 3 x conv, BN, ReLU; the add and
-# stochastic depth), and the recursion Keras needs besides (see allow_graph_depth).
-LAYERS_PER_BLOCK = 12
-RECURSION_MARGIN = 1000
-
-# keras.applications' preprocess_input, in raw RGB pixel units: mode "caffe" (ResNet v1,
-# BGR weights: the loader flips the first convolution) and mode "tf" (ResNet v2).
-CAFFE_MEAN, CAFFE_STD = (123.68, 116.779, 103.939), (1.0, 1.0, 1.0)
-TF_MEAN, TF_STD = (127.5, 127.5, 127.5), (127.5, 127.5, 127.5)
 
 
 @dataclass(frozen=True)
@@ -169,25 +168,12 @@ def residual_stages(
 ) -> keras.KerasTensor:
     """The blocks of ``plan`` in order; with ``stochastic_depth``, block ``l`` of ``L``
     survives with probability ``1 - l / L * (1 - stochastic_depth)`` (Huang et al. eq. 4)."""
-    allow_graph_depth(len(plan) * LAYERS_PER_BLOCK)
     for index, block in enumerate(plan):
         survival = None
         if stochastic_depth is not None and stochastic_depth < 1.0:
             survival = layers.linear_survival(index, len(plan), stochastic_depth)
         x = residual_block(x, style, block, survival)
     return x
-
-
-def allow_graph_depth(layer_count: int) -> None:
-    """Raise Python's recursion limit (never lower it) for a functional graph this deep.
-
-    Keras maps a functional graph (``keras.Model(...)``, also when loading a ``.keras``
-    file) with one recursive call per layer on the longest path: ResNet-1202's ~4,200 layers
-    in a chain exceed Python's default limit of 1,000.
-    """
-    needed = RECURSION_MARGIN + 2 * layer_count
-    if sys.getrecursionlimit() < needed:
-        sys.setrecursionlimit(needed)
 
 
 def residual_block(
@@ -442,8 +428,8 @@ IMAGENET = dict(
     min_size=(32, 32),
     num_classes=1000,
 )
-# torchvision's statistics (keras mode "torch"), for the networks in torchvision's layout.
-TORCH_STATISTICS = dict(mean=(123.675, 116.28, 103.53), std=(58.395, 57.12, 57.375))
+# torchvision's statistics, for the networks in torchvision's layout.
+TORCHVISION_STATISTICS = dict(mean=TORCHVISION_IMAGENET_MEAN, std=TORCHVISION_IMAGENET_STD)
 # Table 1 of He et al. 2015 (and of Xie et al. 2017): blocks in conv2..conv5.
 DEPTHS = {
     18: (2, 2, 2, 2),
@@ -460,7 +446,7 @@ for _depth in (18, 34):
         title=f"ResNet-{_depth}",
         paper=HE_2015,
         **IMAGENET,
-        **TORCH_STATISTICS,
+        **TORCHVISION_STATISTICS,
         description="ImageNet ResNet v1, basic blocks, torchvision's layout (no conv biases)",
         block="basic",
         stages=DEPTHS[_depth],
@@ -474,8 +460,10 @@ for _depth in (50, 101, 152):
         title=f"ResNet-{_depth}",
         paper=HE_2015,
         **IMAGENET,
-        mean=CAFFE_MEAN,
-        std=CAFFE_STD,
+        # keras.applications.resnet.preprocess_input, mode "caffe" (BGR weights: the loader
+        # flips the first convolution): the VGG release's mean, no scaling.
+        mean=VGG_IMAGENET_MEAN,
+        std=UNIT_STD,
         description="ImageNet ResNet v1, bottleneck blocks",
         stages=DEPTHS[_depth],
         conv_bias=True,
@@ -488,8 +476,9 @@ for _depth in (50, 101, 152):
         title=f"ResNet-{_depth} v2",
         paper=HE_2016,
         **IMAGENET,
-        mean=TF_MEAN,
-        std=TF_STD,
+        # keras.applications.resnet_v2.preprocess_input, mode "tf".
+        mean=KERAS_TF_MEAN,
+        std=KERAS_TF_STD,
         description="ImageNet pre-activation ResNet",
         stages=DEPTHS[_depth],
         preact=True,
@@ -510,7 +499,7 @@ for _name, _title, _paper, _depth, _groups, _width, _description in (
         title=_title,
         paper=_paper,
         **IMAGENET,
-        **TORCH_STATISTICS,
+        **TORCHVISION_STATISTICS,
         description=f"ImageNet ResNet-{_depth}, {_description} in conv2, torchvision's layout",
         stages=DEPTHS[_depth],
         groups=_groups,

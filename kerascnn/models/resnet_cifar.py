@@ -59,7 +59,7 @@ from kerascnn.models.resnet import (
     residual_stages,
     stage_plan,
 )
-from kerascnn.models.spec import register_model
+from kerascnn.models.spec import FB_RESNET_CIFAR10_MEAN, FB_RESNET_CIFAR10_STD, register_model
 
 # He et al. 2015, section 4.2: "The numbers of filters are {16, 32, 64} respectively".
 CIFAR_PLANES = (16, 32, 64)
@@ -346,9 +346,9 @@ CIFAR = dict(
     # Two stride-2 stages: 8x8 leaves a 2x2 map for the last stage.
     min_size=(8, 8),
     num_classes=10,
-    # CIFAR-10 training-set channel statistics in 0-255 units.
-    mean=(125.3, 123.0, 113.9),
-    std=(63.0, 62.1, 66.7),
+    # CIFAR-10 training-set channel statistics, those of the authors' Torch code.
+    mean=FB_RESNET_CIFAR10_MEAN,
+    std=FB_RESNET_CIFAR10_STD,
 )
 HUANG_2016 = "Huang, Sun, Liu, Sedra, Weinberger 2016, Deep Networks with Stochastic Depth"
 

@@ -2,12 +2,54 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from kerascnn.registry import Registry
+
+# Arguments every builder takes; everything else a builder accepts is a family option.
+SHARED_ARGUMENTS = frozenset(
+    {"input_shape", "num_classes", "include_top", "pooling", "classifier_activation"}
+)
+
+# Pixel statistics (mean, std) in raw 0-255 units, RGB order: the published values the
+# registrations refer to, each under the name of where it is published. A model's first layer
+# computes ``(x - mean) / std``; where a network subtracts a mean and does not scale, its
+# registration says so with ``std=UNIT_STD``.
+
+UNIT_STD = (1.0, 1.0, 1.0)
+
+# The ImageNet mean pixel published with the VGG team's Caffe models (BGR 103.939, 116.779,
+# 123.68: the Caffe Model Zoo page of Simonyan & Zisserman's ILSVRC-2014 models), which
+# keras.applications' ``preprocess_input(mode="caffe")`` subtracts (VGG16/19, ResNet50/101/152);
+# no scaling.
+VGG_IMAGENET_MEAN = (123.68, 116.779, 103.939)
+
+# The rounded ImageNet mean of BVLC Caffe's train_val.prototxt files, ``mean_value: 104, 117,
+# 123`` (BGR), which SqueezeNet's Caffe files use too; no scaling.
+CAFFE_PROTOTXT_IMAGENET_MEAN = (123.0, 117.0, 104.0)
+
+# torchvision's ImageNet normalisation (``transforms.Normalize(mean=[0.485, 0.456, 0.406],
+# std=[0.229, 0.224, 0.225])``, on pixels scaled to [0, 1]) times 255; keras.applications'
+# ``mode="torch"`` (DenseNet) uses the same figures.
+TORCHVISION_IMAGENET_MEAN = (123.675, 116.28, 103.53)  # 255 x (0.485, 0.456, 0.406)
+TORCHVISION_IMAGENET_STD = (58.395, 57.12, 57.375)  # 255 x (0.229, 0.224, 0.225)
+
+# keras.applications' ``mode="tf"`` (Inception v3, Inception-ResNet-v2, MobileNet, ResNet v2):
+# ``x / 127.5 - 1``, pixels scaled to [-1, 1]; a scaling, not dataset statistics.
+KERAS_TF_MEAN = (127.5, 127.5, 127.5)
+KERAS_TF_STD = (127.5, 127.5, 127.5)
+
+# The CIFAR-10 training set's channel statistics as fb.resnet.torch gives them
+# (datasets/cifar10.lua, "Computed from entire CIFAR-10 training set"), which the Torch code of
+# the CIFAR ResNets, pre-activation ResNets, Wide ResNets and DenseNets builds on. (PyTorch
+# code often uses 255 x (0.4914, 0.4822, 0.4465) and 255 x (0.2470, 0.2435, 0.2616) instead,
+# which differ from these by up to 0.05.)
+FB_RESNET_CIFAR10_MEAN = (125.3, 123.0, 113.9)
+FB_RESNET_CIFAR10_STD = (63.0, 62.1, 66.7)
 
 
 @dataclass(frozen=True)
@@ -70,6 +112,16 @@ class ModelSpec:
     def training_loss(self, options: Mapping[str, Any]) -> str:
         """The criterion to train this model with, given the options it is built with."""
         return self.loss(options) if callable(self.loss) else self.loss
+
+    def family_options(self) -> dict[str, Any]:
+        """The builder's keyword arguments beyond the shared signature, with their defaults
+        (None where the builder has none: ``mean`` and ``std``, which the spec gives)."""
+        parameters = inspect.signature(self.builder).parameters
+        return {
+            key: (None if p.default is inspect.Parameter.empty else p.default)
+            for key, p in parameters.items()
+            if key not in SHARED_ARGUMENTS
+        }
 
 
 MODELS: Registry[ModelSpec] = Registry("model")

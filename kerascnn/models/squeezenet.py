@@ -36,7 +36,7 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
-from kerascnn.models.spec import register_model
+from kerascnn.models.spec import CAFFE_PROTOTXT_IMAGENET_MEAN, UNIT_STD, register_model
 
 # Table 1: (squeeze 1x1, expand 1x1, expand 3x3) filters of fire2 .. fire9.
 FIRE_MODULES = (
@@ -193,8 +193,6 @@ PAPER = (
     "Iandola, Han, Moskewicz, Ashraf, Dally, Keutzer 2016, SqueezeNet: AlexNet-level accuracy "
     "with 50x fewer parameters and <0.5MB model size"
 )
-# The Caffe files' mean_value 104, 117, 123 (BGR) in RGB order, without scaling.
-CAFFE_MEAN = (123.0, 117.0, 104.0)
 
 register_model(
     "squeezenet1_0",
@@ -205,8 +203,9 @@ register_model(
     # conv1 7x7/2 and three 3x3/2 max poolings, all unpadded: 35x35 leaves 15, 7, 3, 1.
     min_size=(35, 35),
     num_classes=1000,
-    mean=CAFFE_MEAN,
-    std=(1.0, 1.0, 1.0),
+    # The Caffe files' mean_value 104, 117, 123 (BGR), subtracted without scaling.
+    mean=CAFFE_PROTOTXT_IMAGENET_MEAN,
+    std=UNIT_STD,
     description="Fire modules (squeeze 1x1, expand 1x1 + 3x3), conv10 classifier (Table 1)",
     version="1.0",
 )
@@ -220,8 +219,8 @@ register_model(
     # conv1 3x3/2 and three 3x3/2 max poolings, all unpadded: 31x31 leaves 15, 7, 3, 1.
     min_size=(31, 31),
     num_classes=1000,
-    mean=CAFFE_MEAN,
-    std=(1.0, 1.0, 1.0),
+    mean=CAFFE_PROTOTXT_IMAGENET_MEAN,
+    std=UNIT_STD,
     description="SqueezeNet v1.1: 3x3 conv1, earlier pooling, 2.4x less computation",
     version="1.1",
 )

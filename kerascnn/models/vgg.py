@@ -38,7 +38,7 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
-from kerascnn.models.spec import KerasApplication, register_model
+from kerascnn.models.spec import UNIT_STD, VGG_IMAGENET_MEAN, KerasApplication, register_model
 
 # Table 1, one tuple per block (each block ends with "maxpool"). "convK-N": a KxK
 # convolution with N filters; "LRN": local response normalisation.
@@ -87,8 +87,6 @@ CONFIGS = {
     ),
 }
 
-# keras.applications.imagenet_utils.preprocess_input(mode="caffe"), in RGB order.
-CAFFE_MEAN = (123.68, 116.779, 103.939)
 INIT_STD = 0.01  # section 3.1
 FC_UNITS = 4096
 # torchvision's BatchNorm2d defaults (momentum 0.1 in its convention).
@@ -241,8 +239,10 @@ for _name, (_config, _batch_norm) in VARIANTS.items():
         # Five 2x2/2 poolings: 32 -> 1 (31 leaves nothing after block5_pool).
         min_size=(32, 32),
         num_classes=1000,
-        mean=CAFFE_MEAN,
-        std=(1.0, 1.0, 1.0),
+        # The mean pixel released with the paper's Caffe models, subtracted without scaling
+        # (section 2.1); keras.applications.vgg16.preprocess_input, mode "caffe".
+        mean=VGG_IMAGENET_MEAN,
+        std=UNIT_STD,
         description=DESCRIPTIONS[_config]
         + (", batch normalisation (torchvision's _bn)" if _batch_norm else ""),
         keras_application=None if _batch_norm else KERAS_APPLICATIONS.get(_config),

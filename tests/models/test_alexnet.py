@@ -1,11 +1,12 @@
-"""AlexNet and ZFNet against their papers and the layer table of architectures.md.
+"""AlexNet and ZFNet against their papers and the single-tower layer table as taught.
 
 Sources: Krizhevsky, Sutskever, Hinton 2012, "ImageNet Classification with Deep Convolutional
 Neural Networks" (section 3.3 the normalisation, section 3.4 the pooling, section 3.5 and
 Figure 2 the layers and the two GPUs, section 5 the initialisation and weight decay);
 Zeiler & Fergus 2013, "Visualizing and Understanding Convolutional Networks" (Figure 3 and
-section 3); /work/shared/reference/architectures.md (the single-tower layer table and the
-parameter counts). Expected parameter counts are computed here from those layer tables."""
+section 3); the single-tower layer table of Stanford's CS231n AlexNet case study (pooling
+before normalisation, as Caffe's CaffeNet). Expected parameter counts are computed here from
+those layer tables."""
 
 import math
 
@@ -20,7 +21,8 @@ from kerascnn.models import MODELS
 from kerascnn.models.alexnet import ceil_mode_pooling
 from kerascnn.models.layers import LocalResponseNormalization
 
-# architectures.md, "Parameter counts": AlexNet single tower / the paper's two-tower layout.
+# Parameters of the single-tower layer table / the paper's two-tower layout (its abstract: "60
+# million parameters").
 ALEXNET_PARAMETERS = 62_378_344
 ALEXNET_2TOWER_PARAMETERS = 60_965_224
 # Section 3.3: "k = 2, n = 5, alpha = 10^-4, and beta = 0.75".
@@ -31,12 +33,6 @@ PAPER_LRN = dict(k=2.0, n=5, alpha=1e-4, beta=0.75)
 UNIT_BIAS_LAYERS = ("conv2", "conv4", "conv5", "fc6", "fc7")
 ZERO_BIAS_LAYERS = ("conv1", "conv3", "predictions")
 SMALL = (67, 67, 3)  # small but with every layer present: pool5 is 1x1
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
 
 
 def built_without_weights(name, **kwargs):
@@ -73,10 +69,6 @@ def small_alexnet():
     return kerascnn.create_model("alexnet", input_shape=SMALL, num_classes=10)
 
 
-def random_pixels(shape, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
-
-
 def shape(model, layer_name):
     return tuple(model.get_layer(layer_name).output.shape)
 
@@ -111,12 +103,12 @@ def layer_table_parameters(first_kernel, groups=1, classes=1000):
     return convs + fcs
 
 
-def test_alexnet_parameters_match_architectures_md(alexnet):
+def test_alexnet_parameters_match_the_layer_table(alexnet):
     assert layer_table_parameters(11) == ALEXNET_PARAMETERS
     assert alexnet.count_params() == ALEXNET_PARAMETERS
 
 
-def test_two_tower_parameters_match_architectures_md(alexnet_2tower):
+def test_two_tower_parameters_match_the_papers_layout(alexnet_2tower):
     # The paper's "60 million parameters" is this count, truncated.
     assert layer_table_parameters(11, groups=2) == ALEXNET_2TOWER_PARAMETERS
     assert alexnet_2tower.count_params() == ALEXNET_2TOWER_PARAMETERS
@@ -136,7 +128,7 @@ def test_parameters_are_all_trainable(alexnet):
 
 
 def test_alexnet_shapes_follow_the_layer_table(alexnet):
-    # architectures.md: CONV1 -> 55x55x96; POOL1 -> 27x27x96; CONV2 -> 27x27x256;
+    # The layer table: CONV1 -> 55x55x96; POOL1 -> 27x27x96; CONV2 -> 27x27x256;
     # POOL2 -> 13x13x256; CONV3, CONV4 13x13x384; CONV5 13x13x256; POOL3 -> 6x6x256.
     assert shape(alexnet, "images") == (None, 227, 227, 3)
     assert shape(alexnet, "conv1") == (None, 55, 55, 96)
@@ -230,7 +222,7 @@ def test_a_tower_sees_only_its_own_maps():
 
 
 def test_lrn_follows_pool1_and_pool2_with_the_papers_constants(alexnet):
-    # architectures.md's table: MAX POOL1 then NORM1, MAX POOL2 then NORM2.
+    # The layer table: MAX POOL1 then NORM1, MAX POOL2 then NORM2.
     for index in (1, 2):
         norm = alexnet.get_layer(f"norm{index}")
         assert isinstance(norm, LocalResponseNormalization)
@@ -423,7 +415,7 @@ def test_relu_follows_every_conv_and_hidden_fc(small_alexnet):
             assert layer.activation is keras.activations.relu, layer.name
 
 
-def test_runs_at_a_non_default_size(small_alexnet):
+def test_runs_at_a_non_default_size(small_alexnet, random_pixels):
     probabilities = small_alexnet.predict(random_pixels((2, *SMALL)), verbose=0)
     assert probabilities.shape == (2, 10)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 
 import kerascnn
-from kerascnn.models import MODELS, complexity
-from kerascnn.models.complexity import layer_multiply_accumulates, multiply_accumulates
+from kerascnn.models import MODELS, catalogue
+from kerascnn.models.counting import layer_multiply_accumulates, multiply_accumulates
 
 # Cheapest first, so that each layer set below is first met in its smallest network.
 MODEL_NAMES = sorted(
     kerascnn.list_models(),
-    key=lambda name: complexity.recorded().get(name, {}).get("multiply_accumulates", 1e30),
+    key=lambda name: catalogue.recorded().get(name, {}).get("multiply_accumulates", 1e30),
 )
 NUM_CLASSES = 3
 
@@ -34,17 +34,6 @@ def run(model, images):
     """An eager call: no tf.function to trace, which for a 1000-layer network costs far more
     than the forward pass on two small images."""
     return keras.ops.convert_to_numpy(model(images, training=False))
-
-
-def random_pixels(shape, seed=0):
-    """Raw pixels, as the models take them (they normalise inside)."""
-    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
 
 
 @pytest.fixture(scope="module", params=MODEL_NAMES)
@@ -70,7 +59,7 @@ def test_every_family_is_registered():
     assert {"lenet5", "resnet20"} <= set(MODEL_NAMES)
 
 
-def test_forward_pass_gives_probabilities(name, model):
+def test_forward_pass_gives_probabilities(name, model, random_pixels):
     """In training mode (batch statistics): untrained, a 1,000-layer residual network's
     inference output overflows, because its batch-norm moving statistics are still the
     identity and every block doubles the variance; training, not the layout, fixes that."""
@@ -96,7 +85,7 @@ def test_raw_pixels_in_preprocessing_inside(name, model):
     np.testing.assert_allclose(normalised, 0.0, atol=1e-5)
 
 
-def test_keras_round_trip_gives_identical_outputs(name, model, tmp_path):
+def test_keras_round_trip_gives_identical_outputs(name, model, tmp_path, random_pixels):
     path = tmp_path / f"{name}.keras"
     model.save(path)
     # No custom_objects: the custom layers must be registered serialisables (STYLE 9).
@@ -119,7 +108,7 @@ MAX_POOLING_MODELS = {
 }
 
 
-def test_without_top_pooling_none_avg_max(name):
+def test_without_top_pooling_none_avg_max(name, random_pixels):
     if name in THOUSAND_LAYER_MODELS:
         pytest.skip("a 1,000-layer variant of a family the harness covers in full")
     shape = small_shape(name)
@@ -147,7 +136,7 @@ def logits_model(name):
     )
 
 
-def test_no_classifier_activation_gives_logits(name, model, logits_model):
+def test_no_classifier_activation_gives_logits(name, model, logits_model, random_pixels):
     logits_model.set_weights(model.get_weights())
     images = random_pixels((4, *small_shape(name)), seed=3)
     logits = run(logits_model, images)
@@ -173,7 +162,7 @@ def test_too_small_input_names_the_model_and_echoes_the_shape(name, axis):
     assert re.search(rf"\b{min_h}x{min_w}\b", message)
 
 
-def test_one_training_step_stays_finite(name, logits_model):
+def test_one_training_step_stays_finite(name, logits_model, random_pixels):
     """One eager forward and backward step, as training takes it: on logits, with the
     model's regularisation losses, in training mode (dropout, batch statistics)."""
     import tensorflow as tf
@@ -231,7 +220,7 @@ def converted_in():
     return covered
 
 
-def test_converts_to_tflite_with_the_same_outputs(name, model, tmp_path):
+def test_converts_to_tflite_with_the_same_outputs(name, model, tmp_path, random_pixels):
     """Every network's layers convert (custom layers included) and the converted model
     agrees with Keras."""
     from kerascnn.export.saved_model import export_saved_model
@@ -269,9 +258,72 @@ def test_counts_multiply_accumulates_of_every_layer_with_weights(name, model):
 def test_default_build_matches_the_recorded_complexity(name):
     """Builds at the paper's default input and class count; ``kerascnn models`` reads its
     figures from complexity.json, which must equal what the layers give (regenerate with
-    ``complexity.write_table([NAME])``)."""
-    assert name in complexity.recorded(), f"{name} is missing from complexity.json"
-    assert complexity.measure(name) == complexity.recorded()[name]
+    ``catalogue.write_table([NAME])``)."""
+    assert name in catalogue.recorded(), f"{name} is missing from complexity.json"
+    assert catalogue.measure(name) == catalogue.recorded()[name]
+
+
+# --- keras.applications weights ----------------------------------------------------------------
+# Every model with a keras_application: weights saved from that model (random, no download) load
+# into ours through create_model(weights=path), and ours on raw pixels gives what the application
+# gives on its preprocess_input of them. Without the classifier, at the smallest input both take
+# (Keras's minimum is 32x32, 75x75 for Inception); with it (logits), at twice that, a 2x2 map
+# before the classifier's pooling or flattening, so that VGG's flattened order shows. Keras takes
+# seconds to build these networks, three times per check: the cheapest network of each
+# keras.applications module is checked by default, its deeper siblings (ResNet101/152,
+# DenseNet169/201: the same code) without the classifier and with the slow tests, and so are the
+# classifiers of the DenseNet and Inception graphs (300 to 800 layers, 10-30 s per check).
+
+KERAS_MINIMUM_SIZE = 32
+SLOW_TO_BUILD_MODULES = {"densenet", "inception_v3", "inception_resnet_v2"}
+APPLICATION_NAMES = [name for name in MODEL_NAMES if MODELS.get(name).keras_application]
+
+
+def application_module(name):
+    """The keras.applications module of the model's application (``resnet`` for ResNet50)."""
+    constructor = getattr(keras.applications, MODELS.get(name).keras_application.name)
+    return constructor.__module__.rsplit(".", 1)[-1]
+
+
+CHEAPEST_OF_MODULE = {
+    next(name for name in APPLICATION_NAMES if application_module(name) == module)
+    for module in {application_module(name) for name in APPLICATION_NAMES}
+}
+
+
+def application_cases():
+    """(name, include_top, size) of each check, marked slow as described above."""
+    for name in APPLICATION_NAMES:
+        size = max(*MODELS.get(name).min_size, KERAS_MINIMUM_SIZE)
+        slow = [] if name in CHEAPEST_OF_MODULE else [pytest.mark.slow]
+        yield pytest.param(name, False, size, marks=slow, id=f"{name}-features")
+        if name in CHEAPEST_OF_MODULE:
+            if application_module(name) in SLOW_TO_BUILD_MODULES:
+                slow = [pytest.mark.slow]
+            yield pytest.param(name, True, 2 * size, marks=slow, id=f"{name}-classifier")
+
+
+@pytest.mark.parametrize(("application_name", "include_top", "size"), application_cases())
+def test_keras_application_weights_give_its_outputs(
+    application_name, include_top, size, keras_application_parity
+):
+    keras_application_parity(application_name, include_top=include_top, size=size)
+
+
+@pytest.mark.parametrize("application_name", APPLICATION_NAMES)
+def test_registered_statistics_are_the_applications_preprocess_input(
+    application_name, random_pixels
+):
+    """(x - mean) / std with the registered statistics is the application's
+    ``preprocess_input`` (which for BGR weights also reverses the channels)."""
+    spec = MODELS.get(application_name)
+    pixels = random_pixels((1, 4, 4, 3), seed=4)
+    ours = (pixels - np.asarray(spec.mean)) / np.asarray(spec.std)
+    module = getattr(keras.applications, application_module(application_name))
+    theirs = module.preprocess_input(pixels.copy())
+    if spec.keras_application.bgr:
+        theirs = theirs[..., ::-1]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-4)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """DenseNets against Huang, Liu, van der Maaten, Weinberger 2017, "Densely Connected
 Convolutional Networks" (arXiv:1608.06993): section 3 (dense connectivity, bottleneck and
 compression), Table 1 (the ImageNet networks) and Table 2 (the CIFAR networks' parameters);
-parameter counts against keras.applications (/work/shared/reference/architectures.md).
+parameter counts against keras.applications' DenseNet121/169/201.
 
 Expected counts and shapes are derived here from the paper's description, then compared with
 the model and with the published figures."""
@@ -23,7 +23,7 @@ TABLE_1_BLOCKS = {
 IMAGENET_GROWTH_RATE = 32
 # Table 1, "Output Size": the stem and each dense block's resolution at 224x224.
 TABLE_1_SIZES = {"conv1": 112, "pool1": 56, "blocks": (56, 28, 14, 7)}
-# architectures.md, keras.applications (Keras 3): total (with BN moving statistics) and
+# keras.applications' DenseNet121/169/201 (Keras 3): total (with BN moving statistics) and
 # trainable counts at 1000 classes.
 KERAS_COUNTS = {
     121: (8_062_504, 7_978_856),
@@ -35,12 +35,6 @@ COMPRESSION = 0.5
 # Table 2, "Params" column (CIFAR, 10 classes), with the precision the paper prints:
 # (L, k, DenseNet-BC?) -> millions.
 TABLE_2_PARAMS = {(40, 12, False): "1.0", (100, 12, False): "7.0", (100, 12, True): "0.8"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +57,6 @@ def bc100():
 
 def trainable_count(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
-
-def random_pixels(shape, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
 
 
 def densenet_parameters(
@@ -359,34 +349,3 @@ def test_weight_decay_is_on_every_kernel(bc100):
 def test_bad_options_are_rejected(option, value, message):
     with pytest.raises(ValueError, match=f"^{message}$"):
         kerascnn.create_model("densenet_bc_100_12", **{option: value})
-
-
-# --- keras.applications weights ------------------------------------------------------------
-
-
-def check_weights_port(tmp_path, include_top, input_shape):
-    application = keras.applications.DenseNet121(
-        weights=None, include_top=include_top, input_shape=input_shape
-    )
-    path = tmp_path / "x.weights.h5"
-    application.save_weights(path)
-    ours = kerascnn.create_model(
-        "densenet121", weights=path, include_top=include_top, input_shape=input_shape
-    )
-    pixels = random_pixels((2, *input_shape), seed=1)
-    # Called eagerly: tracing a predict() graph of these deep networks costs more than the run.
-    expected = keras.ops.convert_to_numpy(
-        application(keras.applications.densenet.preprocess_input(pixels.copy()), training=False)
-    )
-    got = keras.ops.convert_to_numpy(ours(pixels, training=False))
-    assert got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
-
-
-def test_keras_densenet121_weights_load_without_top(tmp_path):
-    check_weights_port(tmp_path, include_top=False, input_shape=(32, 32, 3))
-
-
-@pytest.mark.slow
-def test_keras_densenet121_weights_load_with_top(tmp_path):
-    check_weights_port(tmp_path, include_top=True, input_shape=(224, 224, 3))

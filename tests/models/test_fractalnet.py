@@ -34,12 +34,6 @@ LOCAL_DROP_RATE = 0.15
 NARROW = (4, 4, 4, 4, 4)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
-
-
 @pytest.fixture(scope="module")
 def narrow():
     """The default network (C = 4, B = 5, paper dropout) with 4 filters per block."""
@@ -54,10 +48,6 @@ def tiny():
 
 def trainable_count(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
-
-def random_pixels(shape, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
 
 
 def fractal_parameters(columns, blocks, num_classes, channels=3):
@@ -290,7 +280,7 @@ def test_custom_layers_round_trip_their_config():
 # --- the network in training and at inference ---------------------------------------------
 
 
-def test_inference_is_deterministic_and_joins_average_all_columns(tiny):
+def test_inference_is_deterministic_and_joins_average_all_columns(tiny, random_pixels):
     join = tiny.get_layer("block1_join8")
     probe = keras.Model(tiny.input, [*join.input[:-1], join.output, tiny.output])
     images = random_pixels((4, 32, 32, 3), seed=1)
@@ -303,7 +293,7 @@ def test_inference_is_deterministic_and_joins_average_all_columns(tiny):
     np.testing.assert_allclose(joined, np.mean(columns, axis=0), rtol=1e-5, atol=1e-6)
 
 
-def test_training_drop_path_changes_outputs_between_calls(tiny):
+def test_training_drop_path_changes_outputs_between_calls(tiny, random_pixels):
     images = random_pixels((4, 32, 32, 3), seed=2)
     outputs = [keras.ops.convert_to_numpy(tiny(images, training=True)) for _ in range(6)]
     assert any(not np.allclose(outputs[0], other, atol=1e-7) for other in outputs[1:])
@@ -322,7 +312,7 @@ def test_training_drop_path_changes_outputs_between_calls(tiny):
         np.testing.assert_allclose(repeated[0], other, rtol=1e-6)
 
 
-def test_global_drop_path_uses_one_column_in_the_whole_network(tiny):
+def test_global_drop_path_uses_one_column_in_the_whole_network(tiny, random_pixels):
     """With every mini-batch global, each training output is exactly the output of one
     column alone (``only_column``, the same weights), and different calls pick different
     columns."""
@@ -350,7 +340,7 @@ def test_global_drop_path_uses_one_column_in_the_whole_network(tiny):
     assert len(set(chosen)) > 1
 
 
-def test_only_column_is_that_plain_column_network(tiny):
+def test_only_column_is_that_plain_column_network(tiny, random_pixels):
     """The shallowest column alone: per block one convolution, batch norm, ReLU and the
     pooling, then the classifier, with nothing from the other columns."""
     single = kerascnn.create_model(
@@ -372,7 +362,7 @@ def test_only_column_is_that_plain_column_network(tiny):
     assert not np.allclose(tiny.predict(images, verbose=0), keras.ops.convert_to_numpy(x))
 
 
-def test_drop_path_is_drawn_anew_in_every_step_of_model_fit(tiny):
+def test_drop_path_is_drawn_anew_in_every_step_of_model_fit(tiny, random_pixels):
     """Under model.fit's compiled step (a TensorFlow graph), drop-path is sampled per step,
     not once at tracing: with a zero learning rate the weights stay put, batch norm uses the
     batch's statistics and there is no dropout, so only drop-path changes the loss of the

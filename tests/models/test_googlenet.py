@@ -13,13 +13,13 @@ import pytest
 
 import kerascnn
 from kerascnn.models import layers
-from kerascnn.models.complexity import layer_multiply_accumulates, multiply_accumulates
+from kerascnn.models.counting import layer_multiply_accumulates, multiply_accumulates
 from kerascnn.models.googlenet import BNInception, GoogLeNet
 from kerascnn.models.spec import MODELS
 
 # --- the papers' tables -------------------------------------------------------------------
 
-# Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj (also architectures.md).
+# Table 1: #1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj.
 TABLE_1 = {
     "3a": (64, 96, 128, 16, 32, 32),
     "3b": (128, 128, 192, 32, 96, 64),
@@ -117,16 +117,6 @@ FIGURE_5_SIZES = {
     "5a": (7, 1024),
     "5b": (7, 1024),
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
-
-
-def random_pixels(shape, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
 
 
 def numpy_outputs(outputs):
@@ -245,7 +235,7 @@ def test_total_parameters_within_1_percent_of_table_1_column(googlenet):
     # 64*64 + 9*64*192 = 114,688 = 112 * 1024 (read as thousands it would be 114.7K).
     assert googlenet_parameters(bias=False)["conv2"] == 112 * 1024
     column = sum(TABLE_1_PARAMS_K.values())
-    # architectures.md's "about 6.8M" is this sum read in thousands.
+    # The "about 6.8M" often quoted for GoogLeNet is this sum read in thousands.
     assert round(column / 1000, 1) == 6.8
     assert googlenet.count_params() == pytest.approx(column * 1024, rel=0.01)
     assert sum(googlenet_parameters(bias=False).values()) == pytest.approx(column * 1024, rel=0.01)
@@ -384,7 +374,7 @@ def small_pair():
     return plain, aux
 
 
-def test_no_aux_weights_load_into_the_aux_model_by_name(small_pair, tmp_path):
+def test_no_aux_weights_load_into_the_aux_model_by_name(small_pair, tmp_path, random_pixels):
     plain, aux = small_pair
     for layer in plain.layers:
         if layer.weights:
@@ -402,7 +392,7 @@ def test_no_aux_weights_load_into_the_aux_model_by_name(small_pair, tmp_path):
     np.testing.assert_allclose(numpy_outputs(inference(images)), expected, rtol=1e-5)
 
 
-def test_aux_outputs_change_under_training_dropout(small_pair):
+def test_aux_outputs_change_under_training_dropout(small_pair, random_pixels):
     _, aux = small_pair
     images = random_pixels((4, 32, 32, 3), seed=1)
     first = numpy_outputs(aux(images, training=True))
@@ -441,7 +431,7 @@ def test_aux_heads_build_at_small_sizes(size, module_map, pooled):
     assert [tuple(o.shape) for o in model.outputs] == [(None, 10)] * 3
 
 
-def test_cifar_input_works():
+def test_cifar_input_works(random_pixels):
     model = kerascnn.create_model("googlenet", input_shape=(32, 32, 3), num_classes=10)
     # Five stride-2 layers: 32 -> 16 -> 8 -> 4 -> 2 -> 1.
     assert tuple(model.get_layer("inception_3b_output").output.shape) == (None, 4, 4, 480)

@@ -28,12 +28,6 @@ RELEASED_LOG_CLASSES = 100
 PAPER_PARAMETERS = "2.3"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
-
-
 @pytest.fixture(scope="module")
 def highway():
     return kerascnn.create_model("highway", num_classes=10)
@@ -41,10 +35,6 @@ def highway():
 
 def trainable_count(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
-
-def random_pixels(shape, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
 
 
 def highway_parameters(num_classes, stages=STAGES, head_filters=HEAD_FILTERS, channels=3):
@@ -132,7 +122,7 @@ def test_dropout_where_the_released_network_has_it(highway):
     assert not any(isinstance(layer, keras.layers.Dropout) for layer in without.layers)
 
 
-def test_minimum_size_and_a_larger_input():
+def test_minimum_size_and_a_larger_input(random_pixels):
     small = kerascnn.create_model("highway", input_shape=(4, 4, 3), num_classes=10)
     assert tuple(small.get_layer("head_conv").output.shape) == (None, 1, 1, HEAD_FILTERS)
     large = kerascnn.create_model("highway", input_shape=(64, 48, 3), num_classes=10)

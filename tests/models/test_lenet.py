@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import kerascnn
+from kerascnn.models.counting import layer_multiply_accumulates
 from kerascnn.models.lenet import ConnectionTableConv2D, EuclideanRBF, ScaledTanh
 
 # Table I, transcribed from the paper: row i is S2 map i, column j is C3 map j, "X" marks
@@ -26,12 +27,6 @@ C3_INPUTS = [{row for row in range(6) if PAPER_TABLE_I[row][column] == "X"} for 
 KERNEL_AREA = 5 * 5  # section II.B: every convolution in LeNet-5 is 5x5
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
-
-
 @pytest.fixture(scope="module")
 def lenet():
     return kerascnn.create_model("lenet5", num_classes=10)
@@ -44,10 +39,6 @@ def modern():
 
 def trainable_count(weights_holder):
     return sum(int(np.prod(w.shape)) for w in weights_holder.trainable_weights)
-
-
-def random_pixels(shape, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
 
 
 # --- Table I -------------------------------------------------------------------------------
@@ -76,7 +67,7 @@ def test_c3_uses_table_i(lenet):
         assert set(inputs) == C3_INPUTS[c3_map], f"C3 map {c3_map}"
 
 
-def test_c3_map_ignores_s2_maps_it_is_not_connected_to(lenet):
+def test_c3_map_ignores_s2_maps_it_is_not_connected_to(lenet, random_pixels):
     """Table I: changing S2 map i changes exactly the C3 maps whose column lists i."""
     c3 = lenet.get_layer("c3")
     s2_output = random_pixels((2, 14, 14, 6), seed=3) / 255.0
@@ -120,8 +111,6 @@ def test_multiply_accumulates_follow_the_papers_connection_counts(lenet):
     """Section II.B gives each layer's connections, bias connections included (C1 "122,304
     connections", C3 "151,600", C5 "48,120", F6 "10,164"); a multiply-accumulate is a
     connection without its bias, one bias per output value."""
-    from kerascnn.models.complexity import layer_multiply_accumulates
-
     outputs = {"c1": 28 * 28 * 6, "c3": 10 * 10 * 16, "c5": 120, "f6": 84}
     paper_connections = {"c1": 122_304, "c3": 151_600, "c5": 48_120, "f6": 10_164}
     for name, connections in paper_connections.items():
@@ -205,7 +194,7 @@ def test_rbf_codes_are_fixed_plus_minus_one_and_not_trainable(lenet):
     assert all(id(w) not in trainable_ids for w in rbf.weights)
 
 
-def test_rbf_outputs_are_negative_squared_distances_to_the_codes():
+def test_rbf_outputs_are_negative_squared_distances_to_the_codes(random_pixels):
     # Equation 7: y_i = sum_j (x_j - w_ij)^2; the model returns -y_i as the logit.
     model = kerascnn.create_model("lenet5", num_classes=10, classifier_activation=None)
     images = random_pixels((4, 32, 32, 1))
@@ -218,7 +207,7 @@ def test_rbf_outputs_are_negative_squared_distances_to_the_codes():
     assert (logits < 0).any()
 
 
-def test_training_changes_f6_but_not_the_rbf_codes():
+def test_training_changes_f6_but_not_the_rbf_codes(random_pixels):
     model = kerascnn.create_model("lenet5", num_classes=10)
     codes_before = model.get_layer("predictions").get_weights()[0].copy()
     f6_before = model.get_layer("f6").get_weights()[0].copy()
@@ -247,7 +236,7 @@ def test_modern_variant_parameter_count(modern):
     assert modern.count_params() == expected  # nothing non-trainable either
 
 
-def test_modern_variant_uses_relu_max_pooling_full_c3_and_dense_output(modern):
+def test_modern_variant_uses_relu_max_pooling_full_c3_and_dense_output(modern, random_pixels):
     assert isinstance(modern.get_layer("c1_relu"), keras.layers.ReLU)
     assert isinstance(modern.get_layer("s2"), keras.layers.MaxPooling2D)
     assert isinstance(modern.get_layer("s4"), keras.layers.MaxPooling2D)
@@ -277,14 +266,14 @@ def test_without_top_the_model_ends_at_c5(variant):
 
 
 @pytest.mark.parametrize("pooling", ["avg", "max"])
-def test_without_top_pooling_gives_a_120_vector(pooling):
+def test_without_top_pooling_gives_a_120_vector(pooling, random_pixels):
     model = kerascnn.create_model("lenet5", include_top=False, pooling=pooling)
     assert tuple(model.output.shape) == (None, 120)
     features = model.predict(random_pixels((2, 32, 32, 1)), verbose=0)
     assert features.shape == (2, 120)
 
 
-def test_grayscale_and_rgb_inputs_both_build_with_collapsed_statistics():
+def test_grayscale_and_rgb_inputs_both_build_with_collapsed_statistics(random_pixels):
     for channels in (1, 3):
         model = kerascnn.create_model("lenet5", input_shape=(32, 32, channels), num_classes=10)
         assert model.get_layer("c1").get_weights()[0].shape == (5, 5, channels, 6)

@@ -26,7 +26,8 @@ IMAGENET_TABLE = [
     ("conv3", 3, 384), ("cccp5", 1, 384), ("cccp6", 1, 384),
     ("conv4", 3, 1024), ("cccp7", 1, 1024), ("predictions", 1, None),
 ]  # fmt: skip
-# The paper's CIFAR-10 network (three mlpconv layers, section 4.1), as in the issue's table:
+# The paper's CIFAR-10 network (three mlpconv layers, section 4.1), with the widths of the
+# authors' released model (Caffe model zoo, "Network in Network CIFAR10 Model"):
 # 192 5x5, 160 1x1, 96 1x1, max pool; 192 5x5, 192 1x1, 192 1x1, average pool;
 # 192 3x3, 192 1x1, 10 1x1, global average pool.
 CIFAR_TABLE = [
@@ -43,12 +44,6 @@ IMAGENET_STDS = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
-
-
 @pytest.fixture(scope="module")
 def nin():
     return kerascnn.create_model("nin")
@@ -57,10 +52,6 @@ def nin():
 @pytest.fixture(scope="module")
 def nin_cifar():
     return kerascnn.create_model("nin_cifar", num_classes=10)
-
-
-def random_pixels(shape, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
 
 
 def shape(model, layer_name):
@@ -168,7 +159,7 @@ def test_relu_follows_every_convolution(nin_cifar):
     assert relu.input is nin_cifar.get_layer("predictions").output
 
 
-def test_output_is_the_softmax_of_the_averaged_class_maps(nin_cifar):
+def test_output_is_the_softmax_of_the_averaged_class_maps(nin_cifar, random_pixels):
     # Section 3.2: "take the average of each feature map, and the resulting vector is fed
     # directly into the softmax layer."
     class_maps = keras.Model(nin_cifar.input, nin_cifar.get_layer("predictions_relu").output)
@@ -186,7 +177,7 @@ def test_without_top_ends_before_the_class_maps():
         assert "predictions" not in [layer.name for layer in model.layers]
 
 
-def test_any_input_size_uses_the_same_weights(nin_cifar):
+def test_any_input_size_uses_the_same_weights(nin_cifar, random_pixels):
     # Global average pooling: no layer depends on the input size.
     larger = kerascnn.create_model("nin_cifar", input_shape=(48, 40, 3), num_classes=10)
     larger.set_weights(nin_cifar.get_weights())

@@ -30,12 +30,6 @@ WIDTHS = (16, 32, 64)
 TABLE_6_PARAMS = {20: "0.27", 32: "0.46", 44: "0.66", 56: "0.85", 110: "1.7"}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
-
-
 @pytest.fixture(scope="module")
 def resnet20():
     return kerascnn.create_model("resnet20", num_classes=10)
@@ -43,10 +37,6 @@ def resnet20():
 
 def trainable_count(model):
     return sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-
-
-def random_pixels(shape, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
 
 
 def cifar_resnet_parameters(depth, num_classes=10, shortcut="A"):
@@ -126,7 +116,7 @@ def test_stage_outputs_follow_section_4_2(resnet20):
     assert resnet20.get_layer("conv3_block2_1_conv").strides == (1, 1)
 
 
-def test_works_at_a_non_default_size():
+def test_works_at_a_non_default_size(random_pixels):
     model = kerascnn.create_model("resnet20", input_shape=(64, 64, 3), num_classes=10)
     assert tuple(model.get_layer("conv2_block3_out").output.shape) == (None, 64, 64, 16)
     assert tuple(model.get_layer("conv3_block3_out").output.shape) == (None, 32, 32, 32)
@@ -136,7 +126,7 @@ def test_works_at_a_non_default_size():
     assert model.predict(random_pixels((2, 64, 64, 3)), verbose=0).shape == (2, 10)
 
 
-def test_minimum_size_builds_and_one_below_fails():
+def test_minimum_size_builds_and_one_below_fails(random_pixels):
     model = kerascnn.create_model("resnet20", input_shape=(8, 8, 3), num_classes=10)
     assert tuple(model.get_layer("conv4_block3_out").output.shape) == (None, 2, 2, 64)
     assert model.predict(random_pixels((2, 8, 8, 3)), verbose=0).shape == (2, 10)
@@ -492,7 +482,7 @@ def sd_pair():
     return dropping, plain
 
 
-def test_stochastic_depth_in_training_drops_branches_to_the_identity(sd_pair):
+def test_stochastic_depth_in_training_drops_branches_to_the_identity(sd_pair, random_pixels):
     model, _ = sd_pair
     # The last block has an identity shortcut and survival probability p_L = 0.5: each
     # example's branch is either dropped (output = input) or kept and scaled by 1 / p_L.
@@ -517,7 +507,7 @@ def test_stochastic_depth_in_training_drops_branches_to_the_identity(sd_pair):
     assert any(dropped) and any(kept)  # all 32 alike has probability 2 ** -31
 
 
-def test_stochastic_depth_differs_between_training_calls_only(sd_pair):
+def test_stochastic_depth_differs_between_training_calls_only(sd_pair, random_pixels):
     model, plain = sd_pair
     images = random_pixels((16, 8, 8, 3), seed=6)
     first = keras.ops.convert_to_numpy(model(images, training=True))
@@ -531,7 +521,7 @@ def test_stochastic_depth_differs_between_training_calls_only(sd_pair):
     )
 
 
-def test_stochastic_depth_at_inference_is_the_full_network(sd_pair):
+def test_stochastic_depth_at_inference_is_the_full_network(sd_pair, random_pixels):
     # Section 3: at test time every block is active (the expected branch, here folded into
     # training by the 1 / p scaling), so inference equals the network without dropping.
     model, plain = sd_pair

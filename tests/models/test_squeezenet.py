@@ -2,8 +2,8 @@
 AlexNet-level accuracy with 50x fewer parameters and <0.5MB model size" (arXiv:1602.07360):
 section 3.2 (the Fire module), Table 1 (v1.0: output sizes and parameters per layer), Figure 2
 and Table 3 (bypass connections); the v1.1 layout and the training files from the authors'
-repository (github.com/forresti/SqueezeNet); torchvision's parameter counts
-(/work/shared/reference/architectures.md).
+repository (github.com/forresti/SqueezeNet); torchvision's parameter counts (its model
+metadata, "num_params").
 
 Expected counts and shapes are derived here from those descriptions, then compared with the
 model and with the published figures."""
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import kerascnn
-from kerascnn.models.complexity import multiply_accumulates
+from kerascnn.models.counting import multiply_accumulates
 
 # Table 1: (squeeze 1x1, expand 1x1, expand 3x3) of fire2 .. fire9.
 TABLE_1_FIRES = {
@@ -61,15 +61,9 @@ TABLE_1_SHAPES = {
     "fire9_concat": (13, 13, 512),
     "conv10": (13, 13, 1000),
 }
-# architectures.md: torchvision's counts (convolutions with bias, no batch norm).
+# torchvision's counts (convolutions with bias, no batch norm).
 TORCHVISION_COUNTS = {"squeezenet1_0": 1_248_424, "squeezenet1_1": 1_235_496}
 CROP = 227  # train_val.prototxt: crop_size: 227
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
 
 
 @pytest.fixture(scope="module")
@@ -84,10 +78,6 @@ def v11():
 
 def trainable_count(weights_holder):
     return sum(int(np.prod(w.shape)) for w in weights_holder.trainable_weights)
-
-
-def random_pixels(shape, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
 
 
 def shape_of(model, layer_name):
@@ -309,7 +299,7 @@ def test_simple_bypass_adds_identity_around_odd_fires_and_no_parameters(name):
     assert model.count_params() == plain.count_params()
 
 
-def test_complex_bypass_adds_1x1_convolutions_around_even_fires():
+def test_complex_bypass_adds_1x1_convolutions_around_even_fires(random_pixels):
     model = kerascnn.create_model("squeezenet1_0", input_shape=(35, 35, 3), bypass="complex")
     plain = kerascnn.create_model("squeezenet1_0", input_shape=(35, 35, 3))
     # Figure 2 (right): "a 1x1 convolution layer with the number of filters set equal to the

@@ -1,10 +1,10 @@
 """The VGG networks against Simonyan & Zisserman 2014, "Very Deep Convolutional Networks for
 Large-Scale Image Recognition" (Table 1 the configurations, section 2.1 the layers, section
-3.1 training), the counts of /work/shared/reference/architectures.md (torchvision and
-keras.applications), and keras.applications' VGG16/VGG19 (names and weights).
+3.1 training), the published parameter counts (torchvision's model metadata and
+keras.applications), and keras.applications' VGG16/VGG19 (names; weights in the harness).
 
 Expected parameter counts are computed here from Table 1, then compared with the model and
-with architectures.md."""
+with the published counts."""
 
 import math
 
@@ -14,9 +14,8 @@ import pytest
 
 import kerascnn
 from kerascnn.models import MODELS
-from kerascnn.models.complexity import multiply_accumulates
+from kerascnn.models.counting import multiply_accumulates
 from kerascnn.models.layers import LocalResponseNormalization
-from kerascnn.models.pretrained import transfer_weights
 from kerascnn.models.vgg import VGG
 
 # Table 1, written as (kernel, filters) per convolution, one list per block; each block ends
@@ -50,8 +49,9 @@ VARIANTS = {
     "vgg16_bn": ("D", True),
     "vgg19_bn": ("E", True),
 }
-# architectures.md, "Parameter counts" (1000 classes, 224x224x3): torchvision and keras for
-# the plain networks; torchvision (trainable only, convolutions keep their bias) for BN.
+# Published parameter counts (1000 classes, 224x224x3): torchvision's VGG*_Weights metadata
+# ("num_params") and keras.applications' VGG16/VGG19 for the plain networks; torchvision's
+# (trainable only, convolutions keep their bias) for BN.
 REFERENCE = {
     "vgg11": 132_863_336,
     "vgg13": 133_047_848,
@@ -66,12 +66,6 @@ REFERENCE = {
 # 224x224, in billions, two decimals); the _bn weights give the same figures.
 TORCHVISION_GFLOPS = {"A": 7.61, "B": 11.31, "D": 15.47, "E": 19.63}
 APPLICATIONS = {"vgg16": "VGG16", "vgg19": "VGG19"}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
 
 
 def built_without_weights(build, *args, **kwargs):
@@ -110,10 +104,6 @@ def small_vgg11_bn():
     return kerascnn.create_model("vgg11_bn", input_shape=(32, 32, 3), num_classes=10)
 
 
-def random_pixels(shape, seed=0):
-    return np.random.default_rng(seed).uniform(0, 255, size=shape).astype("float32")
-
-
 def trainable_count(model):
     return sum(math.prod(w.shape) for w in model.trainable_weights)
 
@@ -144,7 +134,7 @@ def batch_norm_statistics(config):
 # --- parameter counts -----------------------------------------------------------------------
 
 
-def test_parameters_match_table_1_and_architectures_md(full_size):
+def test_parameters_match_table_1_and_the_published_counts(full_size):
     name, model = full_size
     config, batch_norm = VARIANTS[name]
     expected = table_1_parameters(config, batch_norm)
@@ -304,7 +294,7 @@ def test_batch_norm_sits_between_each_convolution_and_its_relu(small_vgg11_bn):
     convs = [layer for layer in small_vgg11_bn.layers if isinstance(layer, keras.layers.Conv2D)]
     assert len(convs) == 8
     for conv in convs:
-        # torchvision's convolutions keep their bias (the counts of architectures.md).
+        # torchvision's convolutions keep their bias (its published counts include them).
         assert conv.use_bias and conv.activation is keras.activations.linear
         bn = small_vgg11_bn.get_layer(f"{conv.name}_bn")
         relu = small_vgg11_bn.get_layer(f"{conv.name}_relu")
@@ -324,6 +314,8 @@ def test_batch_norm_convolutions_are_he_normal(small_vgg11_bn):
 
 
 # --- keras.applications layout and weights --------------------------------------------------
+# The harness (test_all_models.py) checks that keras.applications' VGG16 and VGG19 weights in
+# ours give their outputs; transfer_weights pairs layers in order, and the names agree too.
 
 
 @pytest.mark.parametrize("name", ["vgg16", "vgg19"])
@@ -338,60 +330,11 @@ def test_layer_names_are_keras_applications(name):
     ] == theirs
 
 
-def check_weights_port(name, include_top, size, tmp_path, *, through_create_model):
-    """Weights of keras.applications' model, in ours: our model on raw RGB pixels computes
-    what Keras's computes on its ``preprocess_input`` (BGR, mean subtracted).
-
-    ``through_create_model``: save them to a ``.weights.h5`` file and load it with
-    ``create_model(name, weights=path)``; otherwise copy them with
-    ``pretrained.transfer_weights``, the step ``weights="imagenet"`` takes after building
-    the keras.applications model with its published weights.
-    """
-    input_shape = (size, size, 3)
-    application = getattr(keras.applications, APPLICATIONS[name])(
-        weights=None,
-        include_top=include_top,
-        input_shape=input_shape,
-        classifier_activation=None,
-    )
-    arguments = dict(include_top=include_top, input_shape=input_shape, classifier_activation=None)
-    if through_create_model:
-        path = tmp_path / "x.weights.h5"
-        application.save_weights(path)
-        ours = kerascnn.create_model(name, weights=str(path), **arguments)
-    else:
-        ours = kerascnn.create_model(name, **arguments)
-        transfer_weights(application, ours, bgr=MODELS.get(name).keras_application.bgr)
-    pixels = random_pixels((2, *input_shape))
-    module = getattr(keras.applications, name)
-    expected = application.predict(module.preprocess_input(pixels.copy()), verbose=0)
-    actual = ours.predict(pixels, verbose=0)
-    assert actual.shape == expected.shape
-    scale = float(np.abs(expected).max())
-    assert scale > 0
-    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-4 * scale)
-
-
-@pytest.mark.parametrize(
-    ("name", "include_top", "size"),
-    # vgg16 with the classifier: the slow test below, at the published weights' 224.
-    [("vgg16", False, 32), ("vgg19", False, 32), ("vgg19", True, 64)],
-)
-def test_keras_applications_weights_fit(name, include_top, size, tmp_path):
-    check_weights_port(name, include_top, size, tmp_path, through_create_model=False)
-
-
 @pytest.mark.slow
-def test_keras_applications_weights_fit_at_224_with_the_classifier(tmp_path):
-    # The published ImageNet weights' own shape: FC1 on the 7x7x512 map.
-    check_weights_port("vgg16", True, 224, tmp_path, through_create_model=False)
-
-
-@pytest.mark.parametrize(
-    ("name", "include_top", "size"), [("vgg16", False, 32), ("vgg19", True, 64)]
-)
-def test_weights_file_saved_from_keras_applications_loads(name, include_top, size, tmp_path):
-    check_weights_port(name, include_top, size, tmp_path, through_create_model=True)
+def test_keras_applications_weights_fit_at_224_with_the_classifier(keras_application_parity):
+    # The published ImageNet weights' own shape: FC1 on the 7x7x512 map (the harness checks
+    # the classifier at 64x64, FC1 on a 2x2 map).
+    keras_application_parity("vgg16", include_top=True, size=224)
 
 
 # --- options --------------------------------------------------------------------------------

@@ -8,10 +8,7 @@ own count through a ``multiply_accumulates(input_shape, output_shape)`` method.
 
 from __future__ import annotations
 
-import functools
-import json
 import math
-from pathlib import Path
 
 import keras
 
@@ -26,6 +23,7 @@ def multiply_accumulates(model: keras.Model) -> int:
 
 
 def layer_multiply_accumulates(layer: keras.layers.Layer) -> int:
+    """Multiply-accumulates of one layer (of a nested model, its layers') for one image."""
     if isinstance(layer, keras.Model):
         return multiply_accumulates(layer)
     if not layer.weights:  # pooling, activations, additions, reshapes
@@ -73,60 +71,3 @@ def _single_shape(tensor) -> tuple[int, ...]:
 def _positions(output_shape: tuple[int, ...]) -> int:
     """Spatial positions a kernel is applied at (1 for a flat Dense input)."""
     return math.prod(output_shape[1:-1])
-
-
-# Parameter and multiply-accumulate counts of every registered model at its default input,
-# precomputed so that `kerascnn models` lists ~70 networks without building them (a
-# harness test rebuilds each and checks this table; regenerate entries with
-# ``python -c "from kerascnn.models import complexity; complexity.write_table(['NAME'])"``).
-TABLE_PATH = Path(__file__).with_name("complexity.json")
-
-
-def measure(name: str) -> dict[str, int]:
-    """Build ``name`` at its default input and paper class count, and count."""
-    from kerascnn.models.factory import create_model
-    from kerascnn.models.spec import MODELS
-
-    spec = MODELS.get(name)
-    # Counting needs shapes, not values: skip drawing the random weights, which is most
-    # of the time it takes to build a 100M-parameter network.
-    with keras.StatelessScope(initialize_variables=False):
-        model = create_model(name, num_classes=spec.num_classes)
-    figures = {
-        "parameters": model.count_params(),
-        "trainable_parameters": sum(math.prod(w.shape) for w in model.trainable_weights),
-        "multiply_accumulates": multiply_accumulates(model),
-    }
-    keras.backend.clear_session()
-    return figures
-
-
-@functools.cache
-def recorded() -> dict[str, dict[str, int]]:
-    """The precomputed table (empty if missing)."""
-    if not TABLE_PATH.is_file():
-        return {}
-    return json.loads(TABLE_PATH.read_text())
-
-
-def figures(name: str) -> dict[str, int]:
-    """Counts for ``name``: from the table, or measured when the table lacks it."""
-    table = recorded()
-    return dict(table[name]) if name in table else _measured(name)
-
-
-@functools.cache
-def _measured(name: str) -> dict[str, int]:
-    return measure(name)
-
-
-def write_table(names: list[str] | None = None) -> None:
-    """Measure ``names`` (default: every registered model) into ``complexity.json``."""
-    from kerascnn.models.factory import list_models
-
-    table = dict(recorded())
-    for name in names or list_models():
-        table[name] = measure(name)
-        print(f"{name}: {table[name]}", flush=True)
-    TABLE_PATH.write_text(json.dumps(dict(sorted(table.items())), indent=1) + "\n")
-    recorded.cache_clear()
