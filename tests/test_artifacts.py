@@ -22,12 +22,6 @@ CLASS_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "e
 LUMA = np.array([0.2989, 0.5870, 0.1140])
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
-
-
 def raw_pixels(count, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (count, 32, 32, 1)).astype("float32")
 

@@ -51,12 +51,6 @@ def invoke(args):
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
-
-
 def load_digits():
     data = load_dataset("digits")
     size = {"image_size": (32, 32), "channels": 1}

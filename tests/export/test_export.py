@@ -22,12 +22,6 @@ EXPORTED_FILES = {"model.keras", "1", "model.tflite", "labels.txt", "metadata.js
 METADATA = {"model": "lenet5", "class_names": [f"digit {d}" for d in range(10)]}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fresh_keras_session():
-    yield
-    keras.backend.clear_session()
-
-
 def raw_pixels(count, seed=0):
     """Random raw 0-255 pixels at LeNet-5's input size."""
     return np.random.default_rng(seed).integers(0, 256, (count, 32, 32, 1)).astype("float32")
