@@ -102,6 +102,41 @@ def DenseNet(
         InvalidArgumentError: for empty or non-positive ``blocks``, a non-positive growth rate,
             a compression outside (0, 1], a dropout rate outside [0, 1) or an unknown stem.
     """
+    blocks = _check_arguments(blocks, growth_rate, compression, dropout_rate, stem)
+    growth_rate = int(growth_rate)
+    conv_kwargs = dict(
+        use_bias=False,
+        kernel_initializer="he_normal",
+        kernel_regularizer=layers.l2_decay(weight_decay),
+    )
+    inputs, x = layers.image_input(input_shape, mean, std)
+    x = stem_layers(x, stem, int(stem_filters) if stem_filters else 2 * growth_rate, conv_kwargs)
+    x = dense_blocks(
+        x,
+        blocks,
+        growth_rate,
+        bottleneck=bottleneck,
+        compression=compression,
+        dropout_rate=dropout_rate,
+        conv_kwargs=conv_kwargs,
+    )
+    x = head(
+        x,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        kernel_regularizer=conv_kwargs["kernel_regularizer"],
+    )
+    return keras.Model(
+        inputs, x, name=name or default_name(blocks, growth_rate, bottleneck, compression, stem)
+    )
+
+
+def _check_arguments(
+    blocks: Sequence[int], growth_rate: int, compression: float, dropout_rate: float, stem: str
+) -> tuple[int, ...]:
+    """Reject option values the network cannot build; the layer counts as a tuple."""
     blocks = tuple(int(b) for b in blocks)
     if not blocks or min(blocks) < 1:
         raise InvalidArgumentError(
@@ -115,25 +150,34 @@ def DenseNet(
         raise InvalidArgumentError(f"dropout_rate must be in [0, 1); received {dropout_rate}")
     if stem not in STEMS:
         raise InvalidArgumentError(f"stem must be 'imagenet' or 'cifar'; received {stem!r}")
-    growth_rate = int(growth_rate)
-    conv_kwargs = dict(
-        use_bias=False,
-        kernel_initializer="he_normal",
-        kernel_regularizer=layers.l2_decay(weight_decay),
-    )
-    filters = int(stem_filters) if stem_filters else 2 * growth_rate
+    return blocks
 
-    inputs, x = layers.image_input(input_shape, mean, std)
-    if stem == "imagenet":
-        x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
-        x = keras.layers.Conv2D(filters, 7, strides=2, name="conv1_conv", **conv_kwargs)(x)
-        x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name="conv1_bn")(x)
-        x = keras.layers.Activation("relu", name="conv1_relu")(x)
-        x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
-        x = keras.layers.MaxPooling2D(3, strides=2, name="pool1")(x)
-    else:
-        x = keras.layers.Conv2D(filters, 3, padding="same", name="conv1_conv", **conv_kwargs)(x)
 
+def stem_layers(x, stem: str, filters: int, conv_kwargs: dict):
+    """The layers before the first dense block: ImageNet's 7x7/2 convolution, BN-ReLU and
+    3x3/2 max pooling (Table 1), or CIFAR's single 3x3 convolution (section 4.1)."""
+    if stem == "cifar":
+        return keras.layers.Conv2D(filters, 3, padding="same", name="conv1_conv", **conv_kwargs)(x)
+    x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
+    x = keras.layers.Conv2D(filters, 7, strides=2, name="conv1_conv", **conv_kwargs)(x)
+    x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name="conv1_bn")(x)
+    x = keras.layers.Activation("relu", name="conv1_relu")(x)
+    x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
+    return keras.layers.MaxPooling2D(3, strides=2, name="pool1")(x)
+
+
+def dense_blocks(
+    x,
+    blocks: Sequence[int],
+    growth_rate: int,
+    *,
+    bottleneck: bool,
+    compression: float,
+    dropout_rate: float,
+    conv_kwargs: dict,
+):
+    """The dense blocks conv2, conv3, ... of ``blocks[i]`` layers each, with a transition
+    layer (``pool2``, ``pool3`` ...) after every block but the last."""
     for index, layer_count in enumerate(blocks):
         stage = index + 2
         for layer in range(layer_count):
@@ -153,21 +197,27 @@ def DenseNet(
                 name=f"pool{stage}",
                 conv_kwargs=conv_kwargs,
             )
+    return x
 
+
+def head(
+    x,
+    *,
+    num_classes: int,
+    include_top: bool,
+    pooling: str | None,
+    classifier_activation: str | None,
+    kernel_regularizer: keras.regularizers.Regularizer | None,
+):
+    """The final BN-ReLU, then global average pooling and the classifier, or the feature map
+    pooled by ``pooling``."""
     x = keras.layers.BatchNormalization(epsilon=BN_EPSILON, name="bn")(x)
     x = keras.layers.Activation("relu", name="relu")(x)
-    if include_top:
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = layers.classifier(
-            x,
-            num_classes,
-            classifier_activation,
-            kernel_regularizer=conv_kwargs["kernel_regularizer"],
-        )
-    else:
-        x = layers.global_pool(x, pooling)
-    return keras.Model(
-        inputs, x, name=name or default_name(blocks, growth_rate, bottleneck, compression, stem)
+    if not include_top:
+        return layers.global_pool(x, pooling)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    return layers.classifier(
+        x, num_classes, classifier_activation, kernel_regularizer=kernel_regularizer
     )
 
 
