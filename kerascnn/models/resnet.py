@@ -367,6 +367,24 @@ def ResNet(
         regularizer=layers.l2_decay(weight_decay),
     )
     check_style(style, stochastic_depth)
+    _check_stages(block, stages, groups, width_per_group)
+    plan = imagenet_plan(block, stages, preact, groups, width_per_group)
+    inputs, x = layers.image_input(input_shape, mean, std)
+    x = imagenet_stem(x, style)
+    x = residual_stages(x, style, plan, stochastic_depth)
+    x = head(
+        x,
+        style,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+    return keras.Model(inputs, x, name=name or "resnet")
+
+
+def _check_stages(block: str, stages: Sequence[int], groups: int, width_per_group: int) -> None:
+    """Reject a stage table or bottleneck width the ImageNet layout cannot build."""
     if len(stages) != len(IMAGENET_PLANES) or min(stages) < 1:
         raise InvalidArgumentError(
             f"stages must give the blocks of the four stages conv2..conv5; received {stages!r}"
@@ -380,38 +398,36 @@ def ResNet(
         raise InvalidArgumentError(
             f"width_per_group needs bottleneck blocks; received width_per_group={width_per_group}"
         )
-    expansion = EXPANSION[block]
+
+
+def imagenet_plan(
+    block: str, stages: Sequence[int], preact: bool, groups: int, width_per_group: int
+) -> list[BlockPlan]:
+    """The blocks of conv2..conv5 (Table 1), ``planes * width_per_group / 64 * groups`` wide."""
     widths = [planes * width_per_group // 64 * groups for planes in IMAGENET_PLANES]
-    filters = [planes * expansion for planes in IMAGENET_PLANES]
+    filters = [planes * EXPANSION[block] for planes in IMAGENET_PLANES]
     # v1 subsamples at the start of conv3..conv5; keras's v2 at the end of conv2..conv4.
     strides = (2, 2, 2, 1) if preact else (1, 2, 2, 2)
-    plan = stage_plan(stages, widths, filters, strides, subsample_last=preact)
+    return stage_plan(stages, widths, filters, strides, subsample_last=preact)
 
-    inputs, x = layers.image_input(input_shape, mean, std)
+
+def imagenet_stem(x: keras.KerasTensor, style: BlockStyle) -> keras.KerasTensor:
+    """conv1, a 7x7/2 convolution of 64 filters (with BN-ReLU in v1; v2 blocks normalise their
+    own input), and pool1, a 3x3/2 max pooling."""
     x = keras.layers.ZeroPadding2D(3, name="conv1_pad")(x)
     x = keras.layers.Conv2D(
         64,
         7,
         strides=2,
-        use_bias=conv_bias,
+        use_bias=style.conv_bias,
         kernel_initializer="he_normal",
         kernel_regularizer=style.regularizer,
         name="conv1_conv",
     )(x)
-    if not preact:
+    if not style.preact:
         x = relu(batch_norm(x, style, "conv1_bn"), "conv1_relu")
     x = keras.layers.ZeroPadding2D(1, name="pool1_pad")(x)
-    x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
-    x = residual_stages(x, style, plan, stochastic_depth)
-    x = head(
-        x,
-        style,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-    )
-    return keras.Model(inputs, x, name=name or "resnet")
+    return keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)
 
 
 HE_2015 = "He, Zhang, Ren, Sun 2015, Deep Residual Learning for Image Recognition"
