@@ -108,6 +108,31 @@ def HighwayNet(
     inputs, x = layers.image_input(input_shape, mean, std)
     if dropout:
         x = keras.layers.Dropout(dropout, name="input_dropout")(x)
+    x = highway_stages(x, stages, gate_bias=gate_bias, dropout=dropout, regularizer=regularizer)
+    x = head(
+        x,
+        head_filters=head_filters,
+        dropout=dropout,
+        regularizer=regularizer,
+        classifier_regularizer=classifier_regularizer,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+    return keras.Model(inputs, x, name=name or f"highway{depth}")
+
+
+def highway_stages(
+    x,
+    stages: Sequence[tuple[int, int]],
+    *,
+    gate_bias: float,
+    dropout: float,
+    regularizer: keras.regularizers.Regularizer | None,
+):
+    """Stages ``stage1``, ``stage2`` ...: a plain 3x3 convolution with ReLU setting the width,
+    then the highway layers; 2x2 max pooling and dropout between stages."""
     for index, (filters, blocks) in enumerate(stages):
         prefix = f"stage{index + 1}"
         if index > 0:
@@ -134,6 +159,23 @@ def HighwayNet(
                 kernel_regularizer=regularizer,
                 name=f"{prefix}_highway{block + 1}",
             )
+    return x
+
+
+def head(
+    x,
+    *,
+    head_filters: int,
+    dropout: float,
+    regularizer: keras.regularizers.Regularizer | None,
+    classifier_regularizer: keras.regularizers.Regularizer | None,
+    num_classes: int,
+    include_top: bool,
+    pooling: str | None,
+    classifier_activation: str | None,
+):
+    """The 1x1 convolution with ReLU, then global average pooling, dropout and the
+    classifier, or the convolution's feature map pooled by ``pooling``."""
     x = keras.layers.Conv2D(
         head_filters,
         1,
@@ -142,21 +184,18 @@ def HighwayNet(
         kernel_regularizer=regularizer,
         name="head_conv",
     )(x)
-
-    if include_top:
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name="head_dropout")(x)
-        x = layers.classifier(
-            x,
-            num_classes,
-            classifier_activation,
-            kernel_initializer=keras.initializers.RandomNormal(0.0, 0.05),
-            kernel_regularizer=classifier_regularizer,
-        )
-    else:
-        x = layers.global_pool(x, pooling)
-    return keras.Model(inputs, x, name=name or f"highway{depth}")
+    if not include_top:
+        return layers.global_pool(x, pooling)
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    return layers.classifier(
+        x,
+        num_classes,
+        classifier_activation,
+        kernel_initializer=keras.initializers.RandomNormal(0.0, 0.05),
+        kernel_regularizer=classifier_regularizer,
+    )
 
 
 def highway_conv(
