@@ -45,7 +45,8 @@ subtracts the mean image (section 2), which a per-channel mean approximates.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import keras
@@ -144,25 +145,61 @@ def AlexNet(
         InvalidArgumentError: for an unknown config, a tower count other than 1 or 2, or an
             input too small for the three poolings.
     """
+    _check_arguments(config, towers)
+    layout = LAYOUTS[config]
+    initializers = functools.partial(
+        _initializers, unit_bias=layout.unit_bias, regularizer=layers.l2_decay(weight_decay)
+    )
+    inputs, x = layers.image_input(input_shape, mean, std)
+    x = features(x, layout.convs, towers=towers, initializers=initializers)
+    x = head(
+        x,
+        dropout=dropout,
+        initializers=initializers,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+    default_name = config + ("_2tower" if towers == 2 else "")
+    return keras.Model(inputs, x, name=name or default_name)
+
+
+def _check_arguments(config: str, towers: int) -> None:
+    """Reject an unknown layout or tower count, with the value echoed."""
     if config not in LAYOUTS:
         raise InvalidArgumentError(
             f"AlexNet config must be one of {', '.join(LAYOUTS)}; received {config!r}"
         )
     if towers not in TOWERS:
         raise InvalidArgumentError(f"towers must be 1 or 2; received {towers!r}")
-    layout = LAYOUTS[config]
-    regularizer = layers.l2_decay(weight_decay)
 
-    def initializers(layer_name):
-        bias = 1.0 if layer_name in layout.unit_bias else 0.0
-        return dict(
-            kernel_initializer=keras.initializers.RandomNormal(stddev=INIT_STD),
-            bias_initializer=keras.initializers.Constant(bias),
-            kernel_regularizer=regularizer,
-        )
 
-    inputs, x = layers.image_input(input_shape, mean, std)
-    for index, conv in enumerate(layout.convs, start=1):
+def _initializers(
+    layer_name: str,
+    *,
+    unit_bias: frozenset[str],
+    regularizer: keras.regularizers.Regularizer | None,
+) -> dict:
+    """Section 5's Gaussian weights and 0 or 1 biases of one layer, and its weight decay."""
+    bias = 1.0 if layer_name in unit_bias else 0.0
+    return dict(
+        kernel_initializer=keras.initializers.RandomNormal(stddev=INIT_STD),
+        bias_initializer=keras.initializers.Constant(bias),
+        kernel_regularizer=regularizer,
+    )
+
+
+def features(
+    x: keras.KerasTensor,
+    convs: Sequence[Conv],
+    *,
+    towers: int,
+    initializers: Callable[[str], dict],
+) -> keras.KerasTensor:
+    """The five convolutions with ReLU (``conv1`` ... ``conv5``, grouped by tower where
+    Figure 2 splits them), max pooling after conv1, conv2 and conv5, LRN after pool1 and pool2."""
+    for index, conv in enumerate(convs, start=1):
         conv_name = f"conv{index}"
         if conv.stride == 1 and 2 * conv.pad == conv.kernel - 1:
             padding = "same"
@@ -185,19 +222,33 @@ def AlexNet(
             x = ceil_mode_pooling(x, POOL_SIZE, POOL_STRIDES, name=pool_name)
             if pool_name in NORMALISED:
                 x = layers.LocalResponseNormalization(**LRN_PARAMETERS, name=f"norm{index}")(x)
+    return x
 
-    if include_top:
-        x = keras.layers.Flatten(name="flatten")(x)
-        for fc_name in ("fc6", "fc7"):
-            x = keras.layers.Dense(
-                FC_UNITS, activation="relu", name=fc_name, **initializers(fc_name)
-            )(x)
-            x = keras.layers.Dropout(dropout, name=f"{fc_name}_dropout")(x)
-        x = layers.classifier(x, num_classes, classifier_activation, **initializers("fc8"))
-    else:
-        x = layers.global_pool(x, pooling)
-    default_name = config + ("_2tower" if towers == 2 else "")
-    return keras.Model(inputs, x, name=name or default_name)
+
+def head(
+    x: keras.KerasTensor,
+    *,
+    dropout: float,
+    initializers: Callable[[str], dict],
+    num_classes: int,
+    include_top: bool,
+    pooling: str | None,
+    classifier_activation: str | None,
+) -> keras.KerasTensor:
+    """FC6 and FC7 with ReLU and dropout, then the classifier (FC8); or ``pool5``'s feature
+    map pooled by ``pooling``."""
+    if not include_top:
+        return layers.global_pool(x, pooling)
+    x = keras.layers.Flatten(name="flatten")(x)
+    for fc_name in ("fc6", "fc7"):
+        x = keras.layers.Dense(
+            FC_UNITS,
+            activation="relu",
+            name=fc_name,
+            **initializers(fc_name),
+        )(x)
+        x = keras.layers.Dropout(dropout, name=f"{fc_name}_dropout")(x)
+    return layers.classifier(x, num_classes, classifier_activation, **initializers("fc8"))
 
 
 def ceil_mode_pooling(
