@@ -101,6 +101,27 @@ def SqueezeNet(
         InvalidArgumentError: for an unknown version or bypass, or a dropout rate outside
             [0, 1).
     """
+    _check_arguments(version, bypass, dropout_rate)
+    conv_kwargs = dict(
+        kernel_initializer=CAFFE_XAVIER, kernel_regularizer=layers.l2_decay(weight_decay)
+    )
+    inputs, x = layers.image_input(input_shape, mean, std)
+    x = features(x, VERSIONS[version], bypass=bypass, conv_kwargs=conv_kwargs)
+    x = head(
+        x,
+        dropout_rate=dropout_rate,
+        kernel_regularizer=conv_kwargs["kernel_regularizer"],
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+    )
+    default_name = f"squeezenet{version.replace('.', '_')}"
+    return keras.Model(inputs, x, name=name or default_name)
+
+
+def _check_arguments(version: str, bypass: str | None, dropout_rate: float) -> None:
+    """Reject an unknown version or bypass, or a dropout rate outside [0, 1)."""
     if version not in VERSIONS:
         raise InvalidArgumentError(f"version must be '1.0' or '1.1'; received {version!r}")
     if bypass not in BYPASSES:
@@ -109,12 +130,11 @@ def SqueezeNet(
         )
     if not 0.0 <= dropout_rate < 1.0:
         raise InvalidArgumentError(f"dropout_rate must be in [0, 1); received {dropout_rate}")
-    layout = VERSIONS[version]
-    conv_kwargs = dict(
-        kernel_initializer=CAFFE_XAVIER, kernel_regularizer=layers.l2_decay(weight_decay)
-    )
 
-    inputs, x = layers.image_input(input_shape, mean, std)
+
+def features(x, layout: dict, *, bypass: str | None, conv_kwargs: dict):
+    """conv1 with its ReLU and max pooling, then fire2 .. fire9 (Table 1) with 3x3/2 max
+    pooling after the modules the version names."""
     filters, kernel = layout["conv1"]
     x = keras.layers.Conv2D(filters, kernel, strides=2, name="conv1", **conv_kwargs)(x)
     x = keras.layers.ReLU(name="conv1_relu")(x)
@@ -132,23 +152,34 @@ def SqueezeNet(
         )
         if number in layout["pool_after"]:
             x = keras.layers.MaxPooling2D(3, strides=2, name=f"pool{number}")(x)
+    return x
 
-    if include_top:
-        x = keras.layers.Dropout(dropout_rate, name="drop9")(x)
-        x = keras.layers.Conv2D(
-            num_classes,
-            1,
-            name="conv10",
-            kernel_initializer=keras.initializers.RandomNormal(0.0, 0.01),
-            kernel_regularizer=conv_kwargs["kernel_regularizer"],
-        )(x)
-        x = keras.layers.ReLU(name="conv10_relu")(x)
-        x = keras.layers.GlobalAveragePooling2D(name="pool10")(x)
-        x = layers.activation_output(x, classifier_activation)
-    else:
-        x = layers.global_pool(x, pooling)
-    default_name = f"squeezenet{version.replace('.', '_')}"
-    return keras.Model(inputs, x, name=name or default_name)
+
+def head(
+    x,
+    *,
+    dropout_rate: float,
+    kernel_regularizer: keras.regularizers.Regularizer | None,
+    num_classes: int,
+    include_top: bool,
+    pooling: str | None,
+    classifier_activation: str | None,
+):
+    """The convolutional classifier: dropout, conv10 (1x1 to the classes) with ReLU and
+    global average pooling (``pool10``); or fire9's feature map pooled by ``pooling``."""
+    if not include_top:
+        return layers.global_pool(x, pooling)
+    x = keras.layers.Dropout(dropout_rate, name="drop9")(x)
+    x = keras.layers.Conv2D(
+        num_classes,
+        1,
+        name="conv10",
+        kernel_initializer=keras.initializers.RandomNormal(0.0, 0.01),
+        kernel_regularizer=kernel_regularizer,
+    )(x)
+    x = keras.layers.ReLU(name="conv10_relu")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool10")(x)
+    return layers.activation_output(x, classifier_activation)
 
 
 def _bypass_of(number: int, bypass: str | None) -> str | None:
