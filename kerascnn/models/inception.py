@@ -731,6 +731,33 @@ def InceptionResNet(
 
     inputs, x = layers.image_input(input_shape, mean, std)
     x = sequence(x, spec.stem, conv=conv)
+    x = residual_stages(x, spec, scales, conv=conv, conv_kwargs=conv_kwargs)
+    if spec.final_filters:
+        x = conv(x, Conv(spec.final_filters, 1), name="conv_7b")
+    x = _top(
+        x,
+        include_top=include_top,
+        pooling=pooling,
+        num_classes=num_classes,
+        classifier_activation=classifier_activation,
+        dropout=dropout,
+        regularizer=conv_kwargs["kernel_regularizer"],
+    )
+    return keras.Model(inputs, x, name=name or f"inception_resnet_{version}")
+
+
+def residual_stages(
+    x: keras.KerasTensor,
+    spec: ResNetVersion,
+    scales: Sequence[float],
+    *,
+    conv: ConvFn,
+    conv_kwargs: dict,
+) -> keras.KerasTensor:
+    """Figure 15 from the stem on: the A blocks (``block35_1`` ...), Reduction-A
+    (``mixed_6a``), the B blocks (``block17_*``), Reduction-B (``mixed_7a``) and the C blocks
+    (``block8_*``), each residual scaled by its stage's entry of ``scales`` (the last C block
+    linear and unscaled with ``spec.linear_last_block``)."""
     stages = zip(
         RESNET_BLOCK_NAMES,
         spec.blocks,
@@ -756,18 +783,7 @@ def InceptionResNet(
             )
         if stage < len(reductions):
             x = sequence(x, reductions[stage : stage + 1], conv=conv)
-    if spec.final_filters:
-        x = conv(x, Conv(spec.final_filters, 1), name="conv_7b")
-    x = _top(
-        x,
-        include_top=include_top,
-        pooling=pooling,
-        num_classes=num_classes,
-        classifier_activation=classifier_activation,
-        dropout=dropout,
-        regularizer=conv_kwargs["kernel_regularizer"],
-    )
-    return keras.Model(inputs, x, name=name or f"inception_resnet_{version}")
+    return x
 
 
 def _residual_scales(residual_scale: float | Sequence[float]) -> tuple[float, float, float]:
