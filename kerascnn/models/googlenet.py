@@ -49,7 +49,7 @@ at 224x224:
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import keras
@@ -171,16 +171,38 @@ def GoogLeNet(
         kernel_initializer="glorot_uniform", kernel_regularizer=layers.l2_decay(weight_decay)
     )
     conv = functools.partial(conv_relu, **kernel_kwargs)
+    auxiliary = None
+    if include_top and aux_logits:
+        auxiliary = functools.partial(
+            auxiliary_classifier,
+            num_classes=num_classes,
+            classifier_activation=classifier_activation,
+            dropout=aux_dropout,
+            kernel_kwargs=kernel_kwargs,
+        )
     inputs, x = layers.image_input(input_shape, mean, std)
+    x = stem(x, conv, lrn=True)
+    x, aux_outputs = googlenet_modules(x, conv, auxiliary)
+    x = head(
+        x,
+        dropout=dropout,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        **kernel_kwargs,
+    )
+    outputs = [x, *aux_outputs] if aux_outputs else x
+    return keras.Model(inputs, outputs, name=name or "googlenet")
 
-    x = conv(x, 64, 7, strides=2, name="conv1_7x7_s2")
-    x = max_pool(x, "pool1_3x3_s2", strides=2)
-    x = layers.LocalResponseNormalization(**LRN_PARAMETERS, name="pool1_norm1")(x)
-    x = conv(x, 64, 1, name="conv2_3x3_reduce")
-    x = conv(x, 192, 3, name="conv2_3x3")
-    x = layers.LocalResponseNormalization(**LRN_PARAMETERS, name="conv2_norm2")(x)
-    x = max_pool(x, "pool2_3x3_s2", strides=2)
 
+def googlenet_modules(
+    x: keras.KerasTensor,
+    conv,
+    auxiliary: Callable[[keras.KerasTensor, str], keras.KerasTensor] | None,
+) -> tuple[keras.KerasTensor, list[keras.KerasTensor]]:
+    """Table 1's inception modules 3a .. 5b with a 3x3/2 max pooling between stages, and the
+    outputs of ``auxiliary(x, prefix)`` after 4a and 4d (none when ``auxiliary`` is None)."""
     aux_outputs = []
     stage = "3"
     for module_name, module in GOOGLENET_MODULES.items():
@@ -188,29 +210,10 @@ def GoogLeNet(
             x = max_pool(x, f"pool{stage}_3x3_s2", strides=2)
             stage = module_name[0]
         x = inception_module(x, f"inception_{module_name}", module, conv, double_3x3=False)
-        if include_top and aux_logits and module_name in GOOGLENET_AUX_AFTER:
+        if auxiliary is not None and module_name in GOOGLENET_AUX_AFTER:
             index = GOOGLENET_AUX_AFTER.index(module_name) + 1
-            aux_outputs.append(
-                auxiliary_classifier(
-                    x,
-                    f"aux{index}",
-                    num_classes,
-                    classifier_activation,
-                    aux_dropout,
-                    kernel_kwargs,
-                )
-            )
-
-    if include_top:
-        # Table 1's "avg pool 7x7/1" on the 7x7 map, global at any size.
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name="dropout")(x)
-        x = layers.classifier(x, num_classes, classifier_activation, **kernel_kwargs)
-    else:
-        x = layers.global_pool(x, pooling)
-    outputs = [x, *aux_outputs] if aux_outputs else x
-    return keras.Model(inputs, outputs, name=name or "googlenet")
+            aux_outputs.append(auxiliary(x, f"aux{index}"))
+    return x, aux_outputs
 
 
 def BNInception(
@@ -253,23 +256,54 @@ def BNInception(
         layers.conv_bn, kernel_initializer="he_normal", kernel_regularizer=regularizer
     )
     inputs, x = layers.image_input(input_shape, mean, std)
-
-    x = conv(x, 64, 7, strides=2, name="conv1_7x7_s2")
-    x = max_pool(x, "pool1_3x3_s2", strides=2)
-    x = conv(x, 64, 1, name="conv2_3x3_reduce")
-    x = conv(x, 192, 3, name="conv2_3x3")
-    x = max_pool(x, "pool2_3x3_s2", strides=2)
+    x = stem(x, conv, lrn=False)
     for module_name, module in BN_INCEPTION_MODULES.items():
         x = inception_module(x, f"inception_{module_name}", module, conv, double_3x3=True)
-
-    if include_top:
-        x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if dropout:
-            x = keras.layers.Dropout(dropout, name="dropout")(x)
-        x = layers.classifier(x, num_classes, classifier_activation, kernel_regularizer=regularizer)
-    else:
-        x = layers.global_pool(x, pooling)
+    x = head(
+        x,
+        dropout=dropout,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        kernel_regularizer=regularizer,
+    )
     return keras.Model(inputs, x, name=name or "bn_inception")
+
+
+def stem(x: keras.KerasTensor, conv, *, lrn: bool) -> keras.KerasTensor:
+    """The layers before inception 3a: a 7x7/2 convolution, 3x3/2 max pooling, a 1x1 and a
+    3x3 convolution and 3x3/2 max pooling, with GoogLeNet's two LRNs where ``lrn``."""
+    x = conv(x, 64, 7, strides=2, name="conv1_7x7_s2")
+    x = max_pool(x, "pool1_3x3_s2", strides=2)
+    if lrn:
+        x = layers.LocalResponseNormalization(**LRN_PARAMETERS, name="pool1_norm1")(x)
+    x = conv(x, 64, 1, name="conv2_3x3_reduce")
+    x = conv(x, 192, 3, name="conv2_3x3")
+    if lrn:
+        x = layers.LocalResponseNormalization(**LRN_PARAMETERS, name="conv2_norm2")(x)
+    return max_pool(x, "pool2_3x3_s2", strides=2)
+
+
+def head(
+    x: keras.KerasTensor,
+    *,
+    dropout: float,
+    num_classes: int,
+    include_top: bool,
+    pooling: str | None,
+    classifier_activation: str | None,
+    **dense_kwargs,
+) -> keras.KerasTensor:
+    """Global average pooling, dropout and the classifier; or inception 5b's feature map
+    pooled by ``pooling``."""
+    if not include_top:
+        return layers.global_pool(x, pooling)
+    # Table 1's "avg pool 7x7/1" on the 7x7 map, global at any size.
+    x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    return layers.classifier(x, num_classes, classifier_activation, **dense_kwargs)
 
 
 def conv_relu(
