@@ -14,8 +14,11 @@ import numpy as np
 import pytest
 
 import kerascnn
+from kerascnn.export.saved_model import export_saved_model
+from kerascnn.export.tflite import convert_tflite
 from kerascnn.models import MODELS, catalogue
 from kerascnn.models.counting import layer_multiply_accumulates, multiply_accumulates
+from kerascnn.runtime import TFLiteRunner
 
 # Cheapest first, so that each layer set below is first met in its smallest network.
 MODEL_NAMES = sorted(
@@ -223,9 +226,6 @@ def converted_in():
 def test_converts_to_tflite_with_the_same_outputs(name, model, tmp_path, random_pixels):
     """Every network's layers convert (custom layers included) and the converted model
     agrees with Keras."""
-    from kerascnn.export.saved_model import export_saved_model
-    from kerascnn.export.tflite import TFLiteRunner, convert_tflite
-
     layers_used = [list(layer) for layer in layer_set(model)]
     assert RECORDED_LAYER_SETS.get(name) == layers_used, (
         f"{name}'s layers differ from tests/models/layer_sets.json; regenerate it with "
