@@ -20,6 +20,7 @@ import yaml
 
 from kerascnn import application, settings
 from kerascnn import benchmark as bench
+from kerascnn.data import SPLITS
 from kerascnn.data.config import DataConfig
 from kerascnn.data.views import TTA_NAMES
 from kerascnn.errors import KerasCNNError, MissingFileError
@@ -197,7 +198,7 @@ def print_summary(outcome) -> None:
         ),
         ("dataset", f"{meta['dataset']}, input {'x'.join(map(str, meta['input_shape']))}"),
     ]
-    for split in ("train", "validation", "test"):
+    for split in SPLITS:
         top5 = (
             f"  top-5 {percent(split, 'top5_accuracy')}"
             if "top5_accuracy" in metrics[split]
@@ -290,9 +291,7 @@ def _si(count: int) -> str:
 @main.command(cls=Command)
 @click.argument("source", metavar="RUN_DIR_OR_ARTIFACT", type=click.Path())
 @click.option("--dataset", help="Dataset to evaluate on. [the run's, else digits]")
-@click.option(
-    "--split", type=click.Choice(["train", "validation", "test"]), default="test", show_default=True
-)
+@click.option("--split", type=click.Choice(SPLITS), default="test", show_default=True)
 @click.option(
     "--tta",
     type=click.Choice(TTA_NAMES),
@@ -571,7 +570,7 @@ def neighbours(source, images, out, k):
 @click.option("--method", type=click.Choice(["tsne", "pca"]), default="tsne", show_default=True)
 @click.option(
     "--split",
-    type=click.Choice(["train", "validation", "test"]),
+    type=click.Choice(SPLITS),
     default="validation",
     show_default=True,
 )

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from kerascnn import plotting
-from kerascnn.data import load_dataset, split_arrays
+from kerascnn.data import SPLITS, load_dataset, split_arrays
 from kerascnn.errors import MissingFileError
 from kerascnn.evaluation import confusion_matrix, per_class
 from kerascnn.files import write_text_atomically
@@ -114,7 +114,7 @@ def build_report(run_dir: str | Path) -> str:
 def results_section(metrics: dict) -> list[str]:
     """Loss, top-1 and top-5 of each split, and the run's length."""
     parts = ["<h2>Results</h2><table><tr><th></th><th>loss</th><th>top-1</th><th>top-5</th></tr>"]
-    for split in ("train", "validation", "test"):
+    for split in SPLITS:
         row = metrics.get(split, {})
         cells = [f"{row['loss']:.4f}" if "loss" in row else "-"] + [
             f"{100 * row[key]:.2f}%" if key in row else "-" for key in ("accuracy", "top5_accuracy")

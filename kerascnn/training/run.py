@@ -26,7 +26,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kerascnn.data import Dataset, build_dataset, load_dataset
+from kerascnn.data import SPLITS, Dataset, build_dataset, load_dataset
 from kerascnn.data.plan import DataPlan, check_mixing_loss, plan_data
 from kerascnn.data.sources import check_dataset_name
 from kerascnn.errors import TrainingDivergedError
@@ -49,8 +49,6 @@ from kerascnn.training.losses import create_loss
 from kerascnn.training.optimizers import OPTIMIZERS, apply_weight_decay
 from kerascnn.training.resume import BACKUP, RunBackup, remove_backup
 from kerascnn.training.schedules import SCHEDULES, learning_rate_for, schedule_callbacks
-
-SPLITS = ("train", "validation", "test")
 
 
 @dataclass

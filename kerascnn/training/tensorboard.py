@@ -32,6 +32,7 @@ import tensorflow as tf
 from tensorboard.plugins.hparams import api as hp
 
 from kerascnn import plotting
+from kerascnn.data import SPLITS
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.evaluation import confusion_matrix
 from kerascnn.settings import check, setting
@@ -270,7 +271,7 @@ def write_hparams(
     writer = tf.summary.create_file_writer(str(log_dir))
     with writer.as_default():
         hp.hparams(hparams, trial_id=Path(log_dir).parent.name)
-        for split in ("train", "validation", "test"):
+        for split in SPLITS:
             for name, value in metrics.get(split, {}).items():
                 tf.summary.scalar(f"final/{split}_{name}", float(value), step=step)
     writer.close()

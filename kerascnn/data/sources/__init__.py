@@ -19,6 +19,7 @@ from kerascnn.data.sources.arrays import from_arrays, npz_file
 from kerascnn.data.sources.base import (
     DATASETS,
     SPLIT_SEED,
+    SPLITS,
     TEST_FRACTION,
     VALIDATION_FRACTION,
     Dataset,
@@ -41,6 +42,7 @@ __all__ = [
     "DATASETS",
     "IMAGE_EXTENSIONS",
     "SPLIT_SEED",
+    "SPLITS",
     "TEST_FRACTION",
     "VALIDATION_FRACTION",
     "Dataset",

@@ -80,8 +80,14 @@ class Split:
         )
 
 
+# The splits of every dataset, in this order.
+SPLITS = ("train", "validation", "test")
+
+
 @dataclass(frozen=True)
 class Dataset:
+    """A dataset's three splits (``SPLITS``) and its class names, in label order."""
+
     name: str
     class_names: tuple[str, ...]
     train: Split
@@ -98,7 +104,10 @@ class Dataset:
         return self.train.channels
 
     def split(self, name: str) -> Split:
-        return {"train": self.train, "validation": self.validation, "test": self.test}[name]
+        """One of ``SPLITS`` by name."""
+        if name not in SPLITS:
+            raise KeyError(f"no split {name!r}; splits: {', '.join(SPLITS)}")
+        return getattr(self, name)
 
 
 @dataclass(frozen=True)
