@@ -24,6 +24,7 @@ from kerascnn.data import SPLITS
 from kerascnn.data.config import DataConfig
 from kerascnn.data.views import TTA_NAMES
 from kerascnn.errors import KerasCNNError, MissingFileError
+from kerascnn.evaluation import result_warnings
 from kerascnn.export import FORMATS, QUANTIZE_MODES, export_trained
 from kerascnn.export.saved_model import DEFAULT_TOP_K
 from kerascnn.inspection.report import write_report
@@ -152,6 +153,14 @@ def main():
 
 @config_options
 @click.option("--report", is_flag=True, default=False, help="Write RUN_DIR/report.html at the end.")
+@click.option(
+    "--verbose",
+    type=click.Choice(["auto", "0", "1", "2"]),
+    default="auto",
+    show_default=True,
+    help="Progress: 1 a progress bar, 2 one line per epoch, 0 none (auto: 1 on a terminal, "
+    "2 otherwise).",
+)
 @click.option("--coordinator", "coordinator", metavar="HOST:PORT", help="Multi-worker: worker 0.")
 @click.option("--num-workers", type=click.IntRange(min=1), help="Multi-worker: processes.")
 @click.option("--worker-index", type=click.IntRange(min=0), help="Multi-worker: this one's.")
@@ -161,7 +170,7 @@ def main():
     type=click.Path(dir_okay=False),
     help="YAML file of training settings; flags override it.",
 )
-def train(config_file, report, coordinator, num_workers, worker_index, **flags):
+def train(config_file, report, verbose, coordinator, num_workers, worker_index, **flags):
     """Train a model, evaluate it on held-out data and export it.
 
     With no arguments: LeNet-5 on the embedded digits dataset. Writes TensorBoard logs,
@@ -176,7 +185,11 @@ def train(config_file, report, coordinator, num_workers, worker_index, **flags):
     cluster = None
     if config.distribution.strategy == "multi-worker":
         cluster = resolve_cluster(coordinator, num_workers, worker_index)
-    outcome = application.run_training(config, cluster=cluster, notify=click.echo)
+    if verbose == "auto":  # a progress bar only where someone watches it redraw
+        verbose = "1" if sys.stdout.isatty() else "2"
+    outcome = application.run_training(
+        config, verbose=int(verbose), cluster=cluster, notify=click.echo
+    )
     print_summary(outcome)
     if report:
         click.echo(f"  {'report':<20} {write_report(outcome.result.run_dir)}")
@@ -198,19 +211,30 @@ def print_summary(outcome) -> None:
         ),
         ("dataset", f"{meta['dataset']}, input {'x'.join(map(str, meta['input_shape']))}"),
     ]
+    penalties = " + weight decay" if metrics.get("loss_includes_regularization") else ""
     for split in SPLITS:
         top5 = (
             f"  top-5 {percent(split, 'top5_accuracy')}"
             if "top5_accuracy" in metrics[split]
             else ""
         )
-        loss = f"{metrics['loss_function']} loss {metrics[split]['loss']:.4f}"
-        errors = "  top-1 error " + percent(split, "top1_error")
-        if "top5_error" in metrics[split]:
-            errors += f"  top-5 error {percent(split, 'top5_error')}"
-        rows.append((split, f"accuracy {percent(split)}  {loss}{top5}{errors}"))
+        loss = (
+            f"cross-entropy {metrics[split]['cross_entropy']:.4f}  "
+            f"{metrics['loss_function']} loss{penalties} {metrics[split]['loss']:.4f}"
+        )
+        rows.append((split, f"accuracy {percent(split)}{top5}  {loss}"))
     if metrics.get("resumed_from_epoch"):
         rows.append(("resumed", f"after epoch {metrics['resumed_from_epoch']}"))
+    statistics = metrics.get("batchnorm_statistics")
+    if statistics and statistics["recomputed"]:
+        rows.append(
+            (
+                "batch norm",
+                f"statistics recomputed over {statistics['images']:,} training images "
+                f"({statistics['mode']}: best checkpoint after {statistics['steps']:,} steps, "
+                f"averaging window {statistics['window']:g})",
+            )
+        )
     rows += [
         (
             "time",
@@ -227,6 +251,8 @@ def print_summary(outcome) -> None:
     click.echo("")
     for key, value in rows:
         click.echo(f"  {key:<20} {value}")
+    for warning in metrics.get("warnings", []):
+        click.echo(f"Warning: {warning}", err=True)
 
 
 def plural(count: int, noun: str) -> str:
@@ -241,6 +267,8 @@ def parity_line(parity: dict) -> str:
     if "accuracy_loss" in parity:
         change = 0.0 - 100 * parity["accuracy_loss"]  # 0.0 - 0.0 prints as +0.00
         line += f", accuracy {100 * parity['accuracy']:.2f}% ({change:+.2f} points)"
+    if parity.get("warning"):
+        line += f"; WARNING: {parity['warning']}"
     return line
 
 
@@ -324,8 +352,10 @@ def evaluate(source, dataset, split, tta, crop_fraction, strict, label_offset, a
         f"{metrics['artifact']} ({metrics['kind']}) on {metrics['dataset']}/{split}{views}, "
         f"{metrics['images']} "
         f"images: accuracy {100 * metrics['accuracy']:.2f}% (top-1 error "
-        f"{100 * metrics['top1_error']:.2f}%){top5}  loss {metrics['loss']:.4f}"
+        f"{100 * metrics['top1_error']:.2f}%){top5}  cross-entropy {metrics['cross_entropy']:.4f}"
     )
+    for warning in result_warnings(metrics["accuracy"], len(metrics["per_class"]), what=split):
+        click.echo(f"Warning: {warning}", err=True)
     print_per_class(metrics["per_class"], metrics["confusion_matrix"])
 
 
@@ -407,6 +437,8 @@ def export(source, export_dir, name, dataset, formats, quantize, top_k, overwrit
     )
     written = sorted(p.name + ("/" if p.is_dir() else "") for p in result.directory.iterdir())
     click.echo(f"exported to {result.directory}   ({', '.join(written)})")
+    if result.kept:
+        click.echo(f"  kept {', '.join(result.kept)} (already there; --overwrite rewrites them)")
     for kind, parity in result.parity.items():
         click.echo(f"  parity {kind:<16} {parity_line(parity)}")
 

@@ -38,7 +38,7 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dic
     ranks[~np.isfinite(picked)] = classes
     metrics = {
         "images": int(len(labels)),
-        "loss": float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0)))),
+        "cross_entropy": float(-np.mean(np.log(np.clip(picked, 1e-7, 1.0)))),
         "accuracy": float(np.mean(ranks == 0)),
         "top1_error": float(np.mean(ranks != 0)),
     }
@@ -48,10 +48,31 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dic
     return metrics
 
 
-def with_errors(values: dict[str, float]) -> dict[str, float]:
-    """Keras's accuracies with the papers' top-1 and top-5 error beside them."""
-    errors = {"top1_error": "accuracy", "top5_error": "top5_accuracy"}
-    return {**values, **{e: round(1 - values[a], 6) for e, a in errors.items() if a in values}}
+# A result this close to chance (1 / classes), in accuracy, is reported as a warning, as is a
+# held-out accuracy this far below the training accuracy of the last epoch.
+CHANCE_MARGIN = 0.05
+TRAINING_GAP = 0.30
+
+
+def result_warnings(
+    accuracy: float, classes: int, train_accuracy: float | None = None, what: str = "test"
+) -> list[str]:
+    """What is wrong with a held-out ``accuracy`` that a user should not take as a result:
+    within ``CHANCE_MARGIN`` of chance, or ``TRAINING_GAP`` below ``train_accuracy``."""
+    chance = 1.0 / classes
+    warnings = []
+    if accuracy < chance + CHANCE_MARGIN:
+        warnings.append(
+            f"{what} accuracy {100 * accuracy:.2f}% is within {100 * CHANCE_MARGIN:g} points "
+            f"of chance ({100 * chance:.2f}% for {classes} classes): the model has not learned "
+            f"to classify"
+        )
+    if train_accuracy is not None and train_accuracy - accuracy > TRAINING_GAP:
+        warnings.append(
+            f"{what} accuracy {100 * accuracy:.2f}% is far below the last epoch's training "
+            f"accuracy {100 * train_accuracy:.2f}%"
+        )
+    return warnings
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, classes: int) -> np.ndarray:

@@ -367,7 +367,7 @@ def test_evaluate_artifact_matches_numpy(scored):
     assert metrics["images"] == 90
     assert metrics["accuracy"] == pytest.approx(expected["accuracy"])
     assert metrics["top5_accuracy"] == pytest.approx(expected["top5_accuracy"])
-    assert metrics["loss"] == pytest.approx(expected["loss"], rel=1e-5)
+    assert metrics["cross_entropy"] == pytest.approx(expected["loss"], rel=1e-5)
     # The labelling above fixes the answers: a third top-1, two thirds top-5.
     assert expected["accuracy"] == pytest.approx(1 / 3)
     assert expected["top5_accuracy"] == pytest.approx(2 / 3)
@@ -380,7 +380,7 @@ def test_evaluate_artifact_on_a_loaded_model(artifact_paths, reference):
     expected = numpy_metrics(probabilities, labels)
     assert metrics["accuracy"] == pytest.approx(expected["accuracy"])
     assert metrics["top5_accuracy"] == pytest.approx(expected["top5_accuracy"])
-    assert metrics["loss"] == pytest.approx(expected["loss"], rel=1e-4)
+    assert metrics["cross_entropy"] == pytest.approx(expected["loss"], rel=1e-4)
 
 
 def test_evaluate_artifact_with_few_classes_has_no_top5():
@@ -388,7 +388,7 @@ def test_evaluate_artifact_with_few_classes_has_no_top5():
     metrics = evaluate_artifact(table_artifact(probabilities), image_ids(2), np.array([0, 1]))
     assert "top5_accuracy" not in metrics
     assert metrics["accuracy"] == pytest.approx(0.5)
-    assert metrics["loss"] == pytest.approx(-np.mean(np.log([0.7, 0.3])), rel=1e-5)
+    assert metrics["cross_entropy"] == pytest.approx(-np.mean(np.log([0.7, 0.3])), rel=1e-5)
 
 
 def test_labels_beyond_the_classes_are_a_value_error(scored):

@@ -38,6 +38,7 @@ from kerascnn.data.config import DataConfig
 from kerascnn.errors import InvalidArgumentError, MissingFileError
 from kerascnn.files import write_text_atomically
 from kerascnn.settings import check, coerce, default_of, setting
+from kerascnn.training import batchnorm
 from kerascnn.training.distribute import DistributionConfig
 from kerascnn.training.losses import LOSSES
 from kerascnn.training.optimizers import OptimizationConfig
@@ -125,6 +126,12 @@ class TrainConfig:
     )
     jit_compile: bool = setting(False, "Compile with XLA.", flag="on", shown="Keras decides")
     steps_per_execution: int = setting(1, "Training steps per call into TensorFlow.", low=1)
+    recompute_bn_stats: str = setting(
+        "auto",
+        "Recompute batch-norm statistics over the training split before the final "
+        "evaluation and export: {choices} (auto: runs shorter than 5 averaging windows).",
+        choices=batchnorm.MODES,
+    )
     # The recipe (kerascnn/configs/<name>.yaml) the run started from, if any.
     recipe: str | None = setting(
         None, "A paper's recipe (see `kerascnn recipes`); --config overrides it.", shown=""

@@ -30,11 +30,11 @@ from kerascnn.data import SPLITS, Dataset, build_dataset, load_dataset
 from kerascnn.data.plan import DataPlan, check_mixing_loss, plan_data
 from kerascnn.data.sources import check_dataset_name
 from kerascnn.errors import TrainingDivergedError
-from kerascnn.evaluation import evaluate_model, with_errors
+from kerascnn.evaluation import evaluate_model, result_warnings
 from kerascnn.files import write_text_atomically
 from kerascnn.models import MODELS, ModelSpec, create_model
 from kerascnn.models.layers import activation_output
-from kerascnn.training import distribute
+from kerascnn.training import batchnorm, distribute
 from kerascnn.training import tensorboard as board
 from kerascnn.training.auxiliary import AuxiliaryLossModel, inference_model
 from kerascnn.training.callbacks import (
@@ -46,6 +46,7 @@ from kerascnn.training.callbacks import (
 )
 from kerascnn.training.config import TrainConfig, write_yaml
 from kerascnn.training.losses import create_loss
+from kerascnn.training.memory import check_fits
 from kerascnn.training.optimizers import OPTIMIZERS, apply_weight_decay
 from kerascnn.training.resume import BACKUP, RunBackup, remove_backup
 from kerascnn.training.schedules import SCHEDULES, learning_rate_for, schedule_callbacks
@@ -103,12 +104,28 @@ def plan_training(
     distribute.check_batch_size(config.batch_size, distribution)
     height, width = config.image_size or spec.input_shape[:2]
     input_shape = (height, width, spec.input_shape[-1])
-    # Built once to reject bad options or sizes (the built model is not kept).
-    create_model(config.model, input_shape=input_shape, **config.model_options)
-    keras.backend.clear_session()
+    # Built without weights to reject bad options, and sizes that cannot fit in memory.
+    check_fits(config.model, input_shape, config.batch_size, **config.model_options)
+    check_transfer(config, spec, input_shape)
     if dataset is None:
         dataset = load_dataset(config.dataset, **config.data.source_options())
     return TrainingPlan(config, spec, dataset, distribution, input_shape, loss_name)
+
+
+def check_transfer(config: TrainConfig, spec: ModelSpec, input_shape) -> None:
+    """Load and freeze as ``config.transfer`` says on a network built for the check (and
+    dropped), so a missing ``--init-from`` or an unknown layer is refused before the run
+    directory exists."""
+    transfer = config.transfer
+    if not (transfer.init_from or transfer.freeze_until or transfer.trainable_from):
+        return
+    options = dict(config.model_options)
+    if spec.auxiliary_loss_weights:
+        options.setdefault("aux_logits", True)
+    try:
+        transfer.apply(create_model(config.model, input_shape=input_shape, **options))
+    finally:
+        keras.backend.clear_session()
 
 
 @dataclass
@@ -133,6 +150,8 @@ class Run:
     train_seconds: float = 0.0
     inference: keras.Model | None = None  # the best checkpoint with its softmax
     evaluation: dict[str, dict[str, float]] = field(default_factory=dict)
+    batchnorm: dict[str, Any] = field(default_factory=dict)  # what evaluate_best did to them
+    regularized: bool = False  # the evaluated loss includes weight-decay penalties
 
     @property
     def config(self) -> TrainConfig:
@@ -293,24 +312,41 @@ def fit(run: Run) -> None:
 
 
 def evaluate_best(run: Run) -> None:
-    """The best checkpoint's main head, on every split (and the ``tta`` views of the test
-    split), saved with its softmax as ``model.keras``: the inference model."""
+    """The best checkpoint's main head, its batch-norm statistics recomputed when
+    ``recompute_bn_stats`` says so, on every split (and the ``tta`` views of the test split),
+    saved with its softmax as ``model.keras``: the inference model.
+
+    Each split's accuracies and cross-entropy are those ``kerascnn evaluate`` computes on the
+    inference model (``kerascnn.evaluation``); ``loss`` beside them is the training criterion
+    on the logits."""
     best = inference_model(keras.saving.load_model(run.run_dir / "checkpoints" / "best.keras"))
     if run.config.mixed_precision:
         best = as_float32(best)
-    best.compile(loss=run.loss, metrics=[_fresh(m) for m in run.metrics])
-    run.evaluation = {
-        split: with_errors(_plain(best.evaluate(run.pipeline(split), verbose=0, return_dict=True)))
-        for split in SPLITS
-    }
+    run.batchnorm = recompute_batchnorm(run, best)
+    best.compile(loss=run.loss)
     run.inference = with_softmax(best)
     save_atomically(run.inference, run.run_dir / "model.keras")
     data = run.config.data
+
+    def probabilities(x):
+        return run.inference.predict(x, batch_size=256, verbose=0)
+
+    for split in SPLITS:
+        criterion = best.evaluate(run.pipeline(split), verbose=0, return_dict=True)["loss"]
+        figures = evaluate_model(
+            probabilities,
+            run.plan.input_shape,
+            run.plan.dataset.split(split),
+            "none",
+            data.crop_fraction,
+        )
+        run.evaluation[split] = {**_plain(figures), "loss": round(float(criterion), 6)}
+    run.regularized = bool(best.losses)
     if data.tta != "none":
         run.evaluation["test_tta"] = {
             "tta": data.tta,
             **evaluate_model(
-                lambda x: run.inference.predict(x, batch_size=256, verbose=0),
+                probabilities,
                 run.plan.input_shape,
                 run.plan.dataset.test,
                 data.tta,
@@ -319,13 +355,33 @@ def evaluate_best(run: Run) -> None:
         }
 
 
+def recompute_batchnorm(run: Run, model: keras.Model) -> dict[str, Any]:
+    """``batchnorm.recompute_statistics`` over the training split (as evaluated: no
+    augmentation) when ``recompute_bn_stats`` asks for it after the steps the best checkpoint
+    trained for; what was done, for metrics.json."""
+    mode = run.config.recompute_bn_stats
+    steps = (run.checkpoints.best_epoch or run.config.epochs) * run.steps_per_epoch
+    window = batchnorm.averaging_window(model)
+    if not batchnorm.should_recompute(mode, model, steps):
+        return {"recomputed": False, "mode": mode, "steps": steps, "window": round(window, 1)}
+    images = batchnorm.recompute_statistics(model, run.pipeline("train"))
+    return {
+        "recomputed": True,
+        "mode": mode,
+        "steps": steps,
+        "window": round(window, 1),
+        "images": images,
+    }
+
+
 def write_records(run: Run) -> TrainResult:
     """metrics.json, metadata.json and the HParams; the backup goes (the run is complete)."""
     metrics, metadata = run_metrics(run), run_metadata(run)
     logs = run.run_dir / "logs"
     board.write_hparams(logs, run.config.to_dict(), metrics, metrics["epochs_completed"])
-    write_text_atomically(run.run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     write_text_atomically(run.run_dir / "metadata.json", json.dumps(metadata, indent=2) + "\n")
+    # Last: metrics.json marks the run complete (training.resume.run_status).
+    write_text_atomically(run.run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     remove_backup(run.run_dir)
     return TrainResult(run_dir=run.run_dir, metrics=metrics, metadata=metadata, model=run.inference)
 
@@ -379,6 +435,17 @@ def train_and_evaluate(
     return train(plan, run_dir, verbose=verbose)
 
 
+def load_result(run_dir: str | Path) -> TrainResult:
+    """The result of a completed run, read back from its directory."""
+    run_dir = Path(run_dir)
+    return TrainResult(
+        run_dir=run_dir,
+        metrics=json.loads((run_dir / "metrics.json").read_text()),
+        metadata=json.loads((run_dir / "metadata.json").read_text()),
+        model=keras.saving.load_model(run_dir / "model.keras"),
+    )
+
+
 # -- what the steps record ----------------------------------------------------------------
 
 
@@ -387,9 +454,11 @@ def run_metrics(run: Run) -> dict[str, Any]:
     (epochs before a resume included)."""
     backup, epochs_run = run.backup, run.epochs_run
     history = backup.history or run.history
+    classes = run.plan.dataset.num_classes
     metrics = {
         **{split: run.evaluation[split] for split in SPLITS},
         "loss_function": run.plan.loss_name,
+        "loss_includes_regularization": run.regularized,
         "epochs_completed": backup.restored_epoch + epochs_run,
         "best_epoch": run.checkpoints.best_epoch,
         "train_seconds": round(run.train_seconds, 3),
@@ -399,8 +468,14 @@ def run_metrics(run: Run) -> dict[str, Any]:
         "resumed_from_epoch": backup.restored_epoch,
         "history": {key: [float(v) for v in values] for key, values in history.items()},
     }
+    if run.batchnorm.get("window"):
+        metrics["batchnorm_statistics"] = run.batchnorm
     if run.transfer_notes:
         metrics["transfer"] = run.transfer_notes
+    train_accuracy = metrics["history"].get("accuracy", [None])[-1]
+    warnings = result_warnings(run.evaluation["test"]["accuracy"], classes, train_accuracy)
+    if warnings:
+        metrics["warnings"] = warnings
     if "test_tta" in run.evaluation:
         metrics["test_tta"] = run.evaluation["test_tta"]
     return metrics

@@ -115,7 +115,7 @@ def test_top1_top5_accuracy_and_error_by_hand():
     assert metrics["top1_error"] == pytest.approx(2 / 3)
     assert metrics["top5_accuracy"] == pytest.approx(2 / 3)
     assert metrics["top5_error"] == pytest.approx(1 / 3)
-    assert metrics["loss"] == pytest.approx(-np.mean(np.log([0.5, 0.3, 0.05])))
+    assert metrics["cross_entropy"] == pytest.approx(-np.mean(np.log([0.5, 0.3, 0.05])))
 
 
 # -- end to end through the command line --------------------------------------------------
