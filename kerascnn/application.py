@@ -22,8 +22,8 @@ from kerascnn.inspection import commands, load_inspectable
 from kerascnn.runtime import load_artifact, read_images, top_k
 from kerascnn.training import distribute
 from kerascnn.training.config import TrainConfig
-from kerascnn.training.resume import prepare_run_dir
-from kerascnn.training.run import TrainResult, plan_training, train
+from kerascnn.training.resume import completed_with, prepare_run_dir
+from kerascnn.training.run import TrainResult, load_result, plan_training, train
 
 # The export parity check runs on at most this many test images (a large test split, such as
 # an image folder's, is never decoded into memory whole).
@@ -46,7 +46,9 @@ def run_training(
 ) -> RunOutcome:
     """What ``kerascnn train`` does: check everything a user can get wrong before any work,
     train and evaluate into ``output_dir/<run-name>``, then export to
-    ``export_dir/<run-name>`` with a parity check on the test split.
+    ``export_dir/<run-name>`` with a parity check on the test split. The same command
+    again on a completed run (killed during its export) trains nothing and finishes the
+    export.
 
     Under ``--strategy multi-worker`` (``cluster``, or ``TF_CONFIG``), worker 0 writes the
     run directory; the other workers write theirs to a new temporary directory, so no two
@@ -55,21 +57,26 @@ def run_training(
     output = config.output
     run_name = config.resolved_run_name()
     destination = Path(output.export_dir) / run_name
-    if output.export and destination.exists() and not output.overwrite:
+    run_dir = Path(output.output_dir) / run_name
+    finishing = not output.overwrite and completed_with(run_dir, config.to_dict())
+    if output.export and destination.exists() and not (output.overwrite or finishing):
         raise InvalidArgumentError(
             f"export directory {destination} already exists; choose another --run-name "
             f"or pass --overwrite"
         )
     plan = plan_training(config, cluster=cluster)
-    if plan.distribution.is_chief:
-        run_dir = prepare_run_dir(
-            Path(output.output_dir) / run_name, output.overwrite, config.to_dict()
-        )
+    notes = []
+    if finishing:  # the same command again, after a kill during the export
+        result = load_result(run_dir)
+        notes.append("the run was complete: nothing trained, its export finished")
     else:
-        run_dir = distribute.worker_scratch_dir(run_name, plan.distribution)
-    result = train(plan, run_dir, verbose=verbose, notify=notify)
+        if plan.distribution.is_chief:
+            run_dir = prepare_run_dir(run_dir, output.overwrite, config.to_dict())
+        else:
+            run_dir = distribute.worker_scratch_dir(run_name, plan.distribution)
+        result = train(plan, run_dir, verbose=verbose, notify=notify)
     if not output.export:
-        return RunOutcome(result=result, export=None)
+        return RunOutcome(result=result, export=None, notes=notes)
     if plan.distribution.multi_worker:
         note = (
             f"export skipped under multi-worker (JAX backend); run `kerascnn export {run_dir}`"
@@ -91,7 +98,7 @@ def run_training(
         parity_images=images,
         overwrite=output.overwrite,
     )
-    return RunOutcome(result=result, export=exported)
+    return RunOutcome(result=result, export=exported, notes=notes)
 
 
 def evaluate(

@@ -26,6 +26,8 @@ BACKUP = "backup"
 STATE = "state.json"
 # Fields that may differ when an interrupted run is continued.
 RESUMABLE_CHANGES = ("overwrite", "epochs", "export", "export_dir", "early_stopping")
+# Fields that may differ when a completed run's export is finished.
+EXPORT_SETTINGS = ("overwrite", "export", "export_dir")
 
 
 def run_status(run_dir: Path) -> str:
@@ -33,6 +35,15 @@ def run_status(run_dir: Path) -> str:
     if not run_dir.exists() or not any(run_dir.iterdir()):
         return "new"
     return "completed" if (run_dir / "metrics.json").exists() else "interrupted"
+
+
+def completed_with(run_dir: Path, config: dict) -> bool:
+    """Whether ``run_dir`` holds a completed run of ``config`` (what its ``config.yaml``
+    says, the export settings aside): the same command run again."""
+    if run_status(Path(run_dir)) != "completed":
+        return False
+    saved = yaml.safe_load((Path(run_dir) / "config.yaml").read_text()) or {}
+    return not _changed(saved, config, ignore=EXPORT_SETTINGS)
 
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool, config: dict | None = None) -> Path:
@@ -63,16 +74,20 @@ def _check_same_config(run_dir: Path, config: dict) -> None:
     if not saved_path.is_file():
         return
     saved = yaml.safe_load(saved_path.read_text()) or {}
-    changed = [
-        key
-        for key, value in config.items()
-        if key not in RESUMABLE_CHANGES and _plain(saved.get(key)) != _plain(value)
-    ]
+    changed = _changed(saved, config, ignore=RESUMABLE_CHANGES)
     if changed:
         raise InvalidArgumentError(
             f"run directory {run_dir} holds an interrupted run with other settings "
             f"({', '.join(changed)}); run the same command to continue it, or pass --overwrite"
         )
+
+
+def _changed(saved: dict, config: dict, ignore: tuple[str, ...]) -> list[str]:
+    return [
+        key
+        for key, value in config.items()
+        if key not in ignore and _plain(saved.get(key)) != _plain(value)
+    ]
 
 
 def _plain(value: Any) -> Any:

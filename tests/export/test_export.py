@@ -193,9 +193,9 @@ def existing(tmp_path):
     return destination
 
 
-def test_existing_destination_is_refused_and_untouched(existing, lenet):
+def test_another_models_export_is_refused_and_untouched(existing, lenet):
     before = snapshot(existing)
-    with pytest.raises(ExportError, match="exists") as raised:
+    with pytest.raises(ExportError, match="another model's export") as raised:
         export_model(lenet, existing, metadata={}, parity_images=raw_pixels(2))
     assert isinstance(raised.value, RuntimeError)
     assert isinstance(raised.value, KerasCNNError)
