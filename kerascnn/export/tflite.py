@@ -12,6 +12,7 @@ Modes:
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +74,10 @@ def convert_tflite(
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    with native_stderr_captured() as captured:
+    with native_stderr_captured() as captured, warnings.catch_warnings():
+        # int8 calibration runs TensorFlow's own (deprecated) tf.lite.Interpreter inside the
+        # converter; kerascnn runs every .tflite file with LiteRT's.
+        warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter")
         try:
             return converter.convert()
         except Exception as error:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 from pathlib import Path
 
@@ -20,6 +21,13 @@ def load_keras(path: Path, threads: int | None = None) -> Artifact:
         # safe_mode refuses to deserialise Python lambdas from the file.
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:
+        missing = re.search(r"Could not locate class '([^']+)'", str(error))
+        if missing:
+            raise InvalidArgumentError(
+                f"cannot load {path}: it uses a layer class kerascnn does not have "
+                f"({missing.group(1)}); load it in Python after importing the code that "
+                f"defines that class"
+            ) from None
         raise InvalidArgumentError(f"cannot load {path}: {first_line(error)}") from None
     check_image_model(path, model.input_shape)
     return Artifact(
