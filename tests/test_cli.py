@@ -3,6 +3,7 @@ what it wrote, and the one-line errors of bad input (README "Quick start" and "O
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,6 +15,7 @@ import yaml
 from click.testing import CliRunner
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from kerascnn import create_model
 from kerascnn.cli import main, train_main
 from kerascnn.data import load_dataset, split_arrays
 
@@ -217,7 +219,9 @@ def test_evaluate_reproduces_the_runs_test_accuracy(workdir):
         evaluated = json.loads(result.stdout)
         assert evaluated["dataset"] == "digits" and evaluated["split"] == "test"
         assert evaluated["images"] == len(load_dataset("digits").test)
-        assert evaluated["accuracy"] == pytest.approx(metrics["test"]["accuracy"], abs=1e-6)
+        # The same figures for the same thing: what training printed is what evaluate says.
+        for key in ("accuracy", "top5_accuracy", "cross_entropy"):
+            assert evaluated[key] == pytest.approx(metrics["test"][key], abs=1e-5), key
 
 
 @pytest.mark.slow
@@ -249,12 +253,29 @@ def test_export_command_and_its_overwrite_guard(workdir):
     assert "parity tflite" in first.stdout
     assert (workdir / "exports" / "again" / "1" / "saved_model.pb").is_file()
     before = (workdir / "exports" / "again" / "model.tflite").stat().st_mtime_ns
-    second = invoke(main, ["export", run, "--export-dir", out, "--name", "again"])
-    assert second.exit_code == 2
-    assert second.stderr.startswith("Error:") and "--overwrite" in second.stderr
-    assert (workdir / "exports" / "again" / "model.tflite").stat().st_mtime_ns == before
-    third = invoke(main, ["export", run, "--export-dir", out, "--name", "again", "--overwrite"])
-    assert third.exit_code == 0, third.output
+    # The same model again adds what is asked for beside what is there.
+    second = invoke(
+        main, ["export", run, "--export-dir", out, "--name", "again", "--quantize", "dynamic"]
+    )
+    assert second.exit_code == 0, second.output
+    assert "kept 1/, model.tflite" in second.stdout
+    export = workdir / "exports" / "again"
+    assert (export / "model.tflite").stat().st_mtime_ns == before
+    assert (export / "model_dynamic.tflite").is_file() and (export / "1").is_dir()
+    parity = json.loads((export / "metadata.json").read_text())["parity"]
+    assert {"saved_model", "tflite", "tflite_dynamic"} <= set(parity)
+    # Another model's export is refused, and replaced with --overwrite.
+    other = workdir / "other.keras"
+    create_model("lenet5", num_classes=10).save(other)
+    third = invoke(main, ["export", str(other), "--export-dir", out, "--name", "again"])
+    assert third.exit_code == 2
+    assert "another model" in third.stderr and "--overwrite" in third.stderr
+    assert (export / "model_dynamic.tflite").is_file()
+    fourth = invoke(
+        main, ["export", str(other), "--export-dir", out, "--name", "again", "--overwrite"]
+    )
+    assert fourth.exit_code == 0, fourth.output
+    assert not (export / "model_dynamic.tflite").exists()
     assert not list((workdir / "exports").glob(".*"))
 
 
@@ -273,10 +294,28 @@ def test_config_file_with_flags_overriding(tmp_path):
     metrics = json.loads((tmp_path / "runs" / "cfg" / "metrics.json").read_text())
     assert metrics["epochs_completed"] == 1 and metrics["loss_function"] == "crossentropy"
     assert not (tmp_path / "saved_models").exists()
-    # The same run name again needs --overwrite, and with it starts afresh.
-    again = invoke(train_main, args)
+    # Not a terminal: one line per epoch, no progress-bar frames.
+    assert "Epoch 1/1" in result.stdout and "\u2501" not in result.stdout
+    # The same run name with other settings needs --overwrite, and with it starts afresh.
+    again = invoke(train_main, [*args, "--batch-size", "32"])
     assert again.exit_code == 2 and "--overwrite" in again.stderr
     assert invoke(train_main, [*args, "--overwrite"]).exit_code == 0
+
+
+@pytest.mark.slow
+def test_the_same_command_after_a_kill_during_the_export_finishes_it(tmp_path):
+    args = ["--epochs", "1", "--run-name", "killed", "--output-dir", str(tmp_path / "runs")]
+    args += ["--export-dir", str(tmp_path / "sm")]
+    assert invoke(train_main, args).exit_code == 0
+    metrics = tmp_path / "runs" / "killed" / "metrics.json"
+    finished = metrics.stat().st_mtime_ns
+    # A kill during the export leaves no export (it is renamed into place when whole).
+    shutil.rmtree(tmp_path / "sm" / "killed")
+    again = invoke(train_main, args)
+    assert again.exit_code == 0, again.output
+    assert "nothing trained" in again.stdout and "Epoch" not in again.stdout
+    assert metrics.stat().st_mtime_ns == finished
+    assert (tmp_path / "sm" / "killed" / "model.tflite").is_file()
 
 
 def test_models_lists_every_registered_model_with_its_figures():
@@ -339,6 +378,9 @@ ERROR_CASES = {
     "bad model option value": (["--model-option", "variant=paperish"], "variant must be"),
     "input too small": (["--image-size", "16"], "at least 32x32; received input_shape=(16, 16, 1)"),
     "missing config": (["--config", "nowhere.yaml"], "not found"),
+    "image size beyond memory": (["--image-size", "100000"], "of memory"),
+    "missing init-from": (["--init-from", "nowhere"], "nowhere not found"),
+    "unknown freeze layer": (["--freeze-until", "c9"], "no layer 'c9'"),
     "unknown flag": (["--epoch", "3"], "No such option"),
 }
 
