@@ -159,6 +159,21 @@ def test_a_corrupt_artifact_is_a_value_error(tmp_path, name, size):
         load_artifact(path if path.name != "saved_model.pb" else path.parent)
 
 
+def test_a_foreign_keras_file_names_the_class_kerascnn_lacks(tmp_path):
+    @keras.saving.register_keras_serializable(package="elsewhere")
+    class Doubler(keras.layers.Layer):
+        def call(self, x):
+            return 2 * x
+
+    inputs = keras.Input((8, 8, 1))
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(Doubler()(inputs)))
+    keras.Model(inputs, outputs).save(tmp_path / "foreign.keras")
+    # As in a process that never imported the code defining the class.
+    del keras.saving.get_custom_objects()["elsewhere>Doubler"]
+    with pytest.raises(ValueError, match=r"layer class kerascnn does not have \(Doubler\)"):
+        load_artifact(tmp_path / "foreign.keras")
+
+
 def test_a_truncated_tflite_file_is_a_value_error(exported, tmp_path):
     _, destination = exported
     flatbuffer = (destination / "model.tflite").read_bytes()
