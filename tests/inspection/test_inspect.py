@@ -144,6 +144,7 @@ def test_each_command_writes_pngs_and_tensorboard_images(run_dir, tmp_path, what
     written = sorted(p.name for p in out.iterdir())
     pngs = [name for name in written if name.endswith(".png")]
     assert pngs and str(out) in result.output
+    assert f"(kerascnn tensorboard {run_dir})" in result.output  # the one TensorBoard hint
     for name in pngs:
         image = tf.io.decode_png((out / name).read_bytes())
         assert image.shape[-1] == 3 and min(image.shape[:2]) >= 8

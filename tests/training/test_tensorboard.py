@@ -47,7 +47,7 @@ def run(tmp_path_factory):
     args += ["--tb-images-every", str(IMAGES_EVERY), "--profile-batches", "3,4"]
     result = invoke(train_main, args)
     assert result.exit_code == 0, result.output[-3000:]
-    return out / "tb"
+    return out / "tb", result.output
 
 
 def events(directory):
@@ -74,6 +74,9 @@ def png_shape(accumulator, tag, step):
 def test_a_run_logs_every_tag_tensorboard_shows(run):
     """One training run (a module fixture would train once per xdist worker) checked for
     everything the README's TensorBoard section lists."""
+    run, summary = run
+    # The summary's hint is the project's own command, on the runs directory.
+    assert f"(kerascnn tensorboard {run.parent})" in summary and "--logdir" not in summary
     check_per_epoch_scalars(run)
     check_graph_histograms_and_profile(run)
     check_augmented_input_grid_is_one_training_batch(run)
