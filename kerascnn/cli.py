@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
 import sys
 import types
 import typing
@@ -32,7 +31,7 @@ from kerascnn.models import list_models, model_info
 from kerascnn.training.config import OutputConfig, flat_fields, flat_hints
 from kerascnn.training.distribute import resolve_cluster
 from kerascnn.training.recipes import list_recipes, resolve_config
-from kerascnn.training.tensorboard import tensorboard_command
+from kerascnn.training.tensorboard import serve, tensorboard_hint
 
 USER_ERROR = 2
 # Raised for a group invoked without a command (click 8.2+).
@@ -241,7 +240,7 @@ def print_summary(outcome) -> None:
             f"{metrics['train_seconds']:.1f} s for {plural(metrics['epochs_completed'], 'epoch')} "
             f"(best {metrics['best_epoch']}), {metrics['train_images_per_second']:,.0f} images/s",
         ),
-        ("logs", f"{result.run_dir / 'logs'}   (tensorboard --logdir {result.run_dir.parent})"),
+        ("logs", f"{result.run_dir / 'logs'}   ({tensorboard_hint(result.run_dir.parent)})"),
         ("run", f"{result.run_dir}   (model.keras, checkpoints/, metrics.json)"),
     ]
     if outcome.export is not None:
@@ -539,7 +538,7 @@ def _inspect(what: str, source: str, images, out: str | None, **options) -> None
     click.echo(f"wrote {plural(len(done.written), 'file')} to {done.out_dir}: {names}")
     if done.log_dir is not None:
         run_dir = done.log_dir.parent.parent
-        click.echo(f"TensorBoard images in {done.log_dir}   (tensorboard --logdir {run_dir})")
+        click.echo(f"TensorBoard images in {done.log_dir}   ({tensorboard_hint(run_dir)})")
 
 
 @inspect.command(cls=Command)
@@ -655,17 +654,22 @@ def report(run_dir):
 
 
 @main.command(cls=Command)
-@click.argument("runs_dir", required=False, default=OutputConfig().output_dir, type=click.Path())
+@click.argument(
+    "runs_dir",
+    metavar="RUN_OR_RUNS_DIR",
+    required=False,
+    default=OutputConfig().output_dir,
+    type=click.Path(),
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=6006, show_default=True)
 def tensorboard(runs_dir, port):
-    """Start TensorBoard on RUNS_DIR [runs], on 127.0.0.1 only (Ctrl-C stops it)."""
+    """Start TensorBoard on RUN_OR_RUNS_DIR [runs] (a runs directory, or one run), on
+    127.0.0.1 only. TensorBoard takes this process's place, so Ctrl-C or a SIGTERM to its PID
+    stops it."""
     if not Path(runs_dir).is_dir():
-        raise MissingFileError(f"no runs directory {runs_dir}")
+        raise MissingFileError(f"no run or runs directory {runs_dir}")
     click.echo(f"TensorBoard on http://127.0.0.1:{port}/ for {runs_dir}")
-    try:
-        return subprocess.call(tensorboard_command(runs_dir, port))
-    except KeyboardInterrupt:
-        return 0
+    serve(runs_dir, port)
 
 
 train = main.command(cls=Command)(train)

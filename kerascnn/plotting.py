@@ -80,40 +80,105 @@ def figure_to_array(figure) -> np.ndarray:
     return array
 
 
-def panels(images: list[np.ndarray], titles: list[str], columns: int | None = None) -> np.ndarray:
-    """uint8 images side by side (a grid of ``columns``), each with a title, as one array."""
+# Pictures TensorBoard shows are scaled down to its image card (about 500 px wide by
+# default): text is drawn at TEXT_POINTS at DPI (about 17 px) on pictures of at most about
+# 800 px, so it stays legible there.
+DPI = 100
+TEXT_POINTS = 12
+
+
+def panels(
+    images: list[np.ndarray],
+    titles: list[str],
+    columns: int | None = None,
+    *,
+    tile_inches: float = 2.2,
+    fontsize: float = 9,
+    dpi: int = 80,
+    colour_scale: str | None = None,
+) -> np.ndarray:
+    """uint8 images side by side (a grid of ``columns``), each with a title, as one array.
+    ``colour_scale`` adds a colour bar of ``heat``'s colormap from 0 to 1, with that label."""
     columns = columns or len(images)
     rows = int(np.ceil(len(images) / columns))
+    extra = 1.0 if colour_scale else 0.0
     figure, axes = plt.subplots(
-        rows, columns, figsize=(2.2 * columns, 2.4 * rows), dpi=80, squeeze=False
+        rows,
+        columns,
+        figsize=(tile_inches * columns + extra, (tile_inches + 0.2 * fontsize / 9) * rows),
+        dpi=dpi,
+        squeeze=False,
+        # Constrained layout makes room for the colour bar and its label; tight_layout does not.
+        layout="constrained" if colour_scale else None,
     )
     for ax in axes.ravel():
         ax.axis("off")
     for ax, image, title in zip(axes.ravel(), images, titles, strict=False):
         ax.imshow(image, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
-    figure.tight_layout()
+        ax.set_title(title, fontsize=fontsize)
+    if colour_scale:
+        bar = figure.colorbar(plt.cm.ScalarMappable(cmap="jet"), ax=axes, fraction=0.05)
+        bar.set_label(colour_scale, fontsize=fontsize)
+        bar.ax.tick_params(labelsize=fontsize - 1)
+    else:
+        figure.tight_layout()
     return figure_to_array(figure)
+
+
+def labelled_grid(images: list[np.ndarray], titles: list[str], columns: int = 4) -> np.ndarray:
+    """Images in ``columns`` columns, each titled in ``TEXT_POINTS`` text: legible at
+    TensorBoard's default size (four columns of 1.6 inches at ``DPI``: 640 px wide)."""
+    return panels(
+        images,
+        titles,
+        columns=min(columns, len(images)),
+        tile_inches=1.6,
+        fontsize=TEXT_POINTS,
+        dpi=DPI,
+    )
+
+
+def misclassified_picture(
+    images: np.ndarray,
+    labels: np.ndarray,
+    probabilities: np.ndarray,
+    class_names: list[str],
+    columns: int = 4,
+) -> np.ndarray:
+    """The images (raw pixels) in ``labelled_grid``, each titled ``true`` over ``-> predicted
+    (probability)``."""
+    predictions = probabilities.argmax(-1)
+    titles = [
+        f"{class_names[t]}\n-> {class_names[p]} ({probabilities[i, p]:.2f})"
+        for i, (t, p) in enumerate(zip(labels, predictions, strict=True))
+    ]
+    return labelled_grid([to_rgb(image) for image in images], titles, columns)
 
 
 def confusion_picture(
     matrix: np.ndarray, class_names: list[str], title: str = "confusion matrix (test)"
 ) -> np.ndarray:
-    """Counts of (true, predicted) as a blue heat map, counts written in up to 30 classes."""
-    size = max(4.0, 0.45 * len(class_names) + 1.5)
-    figure, ax = plt.subplots(figsize=(size, size), dpi=90)
-    ax.imshow(matrix, cmap="Blues")
-    if len(class_names) <= 30:
-        ticks = np.arange(len(class_names))
-        ax.set_xticks(ticks, class_names, rotation=90, fontsize=8)
-        ax.set_yticks(ticks, class_names, fontsize=8)
-        for (i, j), count in np.ndenumerate(matrix):
-            if count:
-                colour = "white" if count > matrix.max() / 2 else "black"
-                ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color=colour)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
+    """Counts of (true, predicted) as a blue heat map with its colour bar, class names on the
+    axes and counts written in up to 30 classes, in ``TEXT_POINTS`` text up to 15 classes."""
+    count = len(class_names)
+    side = min(12.0, max(5.0, 0.5 * count + 2.5))
+    text = TEXT_POINTS if count <= 15 else 8
+    figure, ax = plt.subplots(figsize=(side + 1.0, side), dpi=DPI)
+    shown = ax.imshow(matrix, cmap="Blues")
+    bar = figure.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label("images", fontsize=text)
+    bar.ax.tick_params(labelsize=text - 1)
+    if count <= 30:
+        ticks = np.arange(count)
+        ax.set_xticks(ticks, class_names, rotation=90, fontsize=text)
+        ax.set_yticks(ticks, class_names, fontsize=text)
+        for (i, j), value in np.ndenumerate(matrix):
+            if value:
+                colour = "white" if value > matrix.max() / 2 else "black"
+                ax.text(j, i, str(value), ha="center", va="center", fontsize=text - 1, color=colour)
+    ax.set_xlabel("predicted", fontsize=text)
+    ax.set_ylabel("true", fontsize=text)
+    ax.set_title(title, fontsize=text + 1)
     figure.tight_layout()
     return figure_to_array(figure)
 

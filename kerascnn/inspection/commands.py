@@ -148,7 +148,9 @@ def saliency(
             "guided backprop",
             "overlay",
         ]
-        result.pictures[f"saliency_{name}.png"] = plotting.panels(pictures, titles)
+        result.pictures[f"saliency_{name}.png"] = plotting.panels(
+            pictures, titles, colour_scale="overlay: |gradient| / max"
+        )
     return result
 
 
@@ -177,7 +179,9 @@ def gradcam(
             f"Grad-CAM {layer_name} ({target.class_names[classes[i]]})",
             "overlay",
         ]
-        result.pictures[f"gradcam_{name}.png"] = plotting.panels(pictures, titles)
+        result.pictures[f"gradcam_{name}.png"] = plotting.panels(
+            pictures, titles, colour_scale="Grad-CAM / max"
+        )
     return result
 
 
@@ -209,7 +213,9 @@ def occlusion(
             f"p({target.class_names[classes[i]]}) occluded, 0-1",
             f"overlay (unoccluded {found.baseline[i]:.2f})",
         ]
-        result.pictures[f"occlusion_{name}.png"] = plotting.panels(pictures, titles)
+        result.pictures[f"occlusion_{name}.png"] = plotting.panels(
+            pictures, titles, colour_scale="class probability"
+        )
     return result
 
 
@@ -248,8 +254,16 @@ def embedding_files(
     height, width, channels = target.input_shape
     images, labels = split_arrays(data.split(split), image_size=(height, width), channels=channels)
     vectors = features(target.model, images)
-    names = [target.class_names[i] for i in labels]
-    files = embeddings.projector_files(vectors, names, images)
+    predictions = np.concatenate(
+        [
+            np.asarray(target.model(images[i : i + 256], training=False)).argmax(-1)
+            for i in range(0, len(images), 256)
+        ]
+    )
+    names = target.class_names
+    files = embeddings.projector_files(
+        vectors, [names[i] for i in labels], images, [names[i] for i in predictions]
+    )
     points = embeddings.project(vectors, method)
     scatter = embeddings.scatter(points, labels, target.class_names, method)
     return Inspection(

@@ -37,11 +37,32 @@ def sprite(images: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     return canvas, (h, w)
 
 
-def projector_files(vectors: np.ndarray, labels: list[str], images: np.ndarray) -> dict:
-    """``tensor.tsv`` (one vector a row), ``metadata.tsv`` (a header, one label a row),
-    ``sprite.png`` and ``projector_config.pbtxt`` naming them, relative to their directory."""
+def metadata_name(name: str) -> str:
+    """A class name as the projector's metadata shows it: a name that reads as a number
+    (digits' ``"3"``) becomes ``"class 3"``, since the projector labels points by the first
+    column that is not all numbers and would fall back to the point's index."""
+    try:
+        float(name)
+    except ValueError:
+        return name
+    return f"class {name}"
+
+
+def projector_files(
+    vectors: np.ndarray, labels: list[str], images: np.ndarray, predicted: list[str]
+) -> dict:
+    """``tensor.tsv`` (one vector a row), ``metadata.tsv``, ``sprite.png`` and
+    ``projector_config.pbtxt`` naming them, relative to their directory.
+
+    ``metadata.tsv`` has a header and the columns ``label`` (the true class), ``predicted``
+    and ``correct``: the projector labels the points by ``label`` and offers each column
+    under "Color by", one colour a class.
+    """
     tensor = "\n".join("\t".join(f"{v:.6g}" for v in row) for row in vectors) + "\n"
-    metadata = "index\tlabel\n" + "".join(f"{i}\t{name}\n" for i, name in enumerate(labels))
+    metadata = "label\tpredicted\tcorrect\n" + "".join(
+        f"{metadata_name(true)}\t{metadata_name(guess)}\t{'yes' if true == guess else 'no'}\n"
+        for true, guess in zip(labels, predicted, strict=True)
+    )
     picture, (height, width) = sprite(images)
     config = projector.ProjectorConfig()
     embedding = config.embeddings.add()

@@ -1,16 +1,26 @@
 """``report.html`` for a run directory: one self-contained page (images as base64 PNG data
-URIs, no scripts, no network) with the configuration, training curves, the confusion matrix,
-per-class accuracy, misclassified test images, and saliency and Grad-CAM examples."""
+URIs, no scripts, no network). A header (the model's parameters and multiply-accumulates, the
+versions, the machine, the dates), then the results, the training curves with the best epoch
+marked, the confusion matrix, per-class accuracy, misclassified test images, saliency and
+Grad-CAM examples, and the configuration in a collapsed block. Every picture scales to the
+page's column, so the page has no horizontal scroll in a 1280-pixel window."""
 
 from __future__ import annotations
 
 import base64
 import html
 import json
+import os
+import platform
+from datetime import datetime, timezone
+from importlib import metadata as package_metadata
 from pathlib import Path
 
+import keras
 import matplotlib.pyplot as plt
 import numpy as np
+import tensorflow as tf
+from matplotlib.ticker import MaxNLocator
 
 from kerascnn import plotting
 from kerascnn.data import SPLITS, load_dataset, split_arrays
@@ -19,6 +29,7 @@ from kerascnn.evaluation import confusion_matrix, per_class
 from kerascnn.files import write_text_atomically
 from kerascnn.inspection import commands
 from kerascnn.inspection.model import load_inspectable
+from kerascnn.models.counting import multiply_accumulates
 
 # Training curves, in this order when metrics.json's history has them.
 CURVES = (
@@ -29,13 +40,19 @@ CURVES = (
 )
 EXAMPLES = 3
 MISCLASSIFIED = 24
+# Curves side by side at most this many (then a second row); 5.4 inches at 100 dpi each.
+CURVE_COLUMNS = 2
 
+# Pictures never wider than the column (max-width), so no horizontal scroll.
 STYLE = """
-body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 1em;
+       color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; } td, th { padding: 2px 10px; text-align: right; }
 th { background: #eee; } pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
-img { image-rendering: pixelated; display: block; margin: 0.5em 0; }
+img { display: block; margin: 0.5em 0; max-width: 100%; height: auto; }
+.header { color: #555; } .header td, .header th { text-align: left; background: none; }
+summary { cursor: pointer; }
 """
 
 
@@ -54,22 +71,30 @@ def curve_titles(history: dict[str, list[float]]) -> list[tuple[str, str]]:
     return [(key, title) for key, title in CURVES if key in history]
 
 
-def curves(history: dict[str, list[float]]) -> np.ndarray | None:
-    """One panel per curve in ``curve_titles``, train and (when logged) validation."""
+def curves(history: dict[str, list[float]], best_epoch: int | None = None) -> np.ndarray | None:
+    """One panel per curve in ``curve_titles``, train and (when logged) validation, with the
+    best epoch (whose checkpoint is the run's model) marked; two panels a row."""
     present = curve_titles(history)
     if not present:
         return None
+    columns = min(CURVE_COLUMNS, len(present))
+    rows = -(-len(present) // columns)
     figure, axes = plt.subplots(
-        1, len(present), figsize=(3.6 * len(present), 3), dpi=90, squeeze=False
+        rows, columns, figsize=(5.4 * columns, 3.2 * rows), dpi=100, squeeze=False
     )
-    for ax, (key, title) in zip(axes[0], present, strict=True):
+    for ax in axes.ravel()[len(present) :]:
+        ax.axis("off")
+    for ax, (key, title) in zip(axes.ravel(), present, strict=False):
         epochs = np.arange(1, len(history[key]) + 1)
         ax.plot(epochs, history[key], marker="o", ms=3, label="train")
         if f"val_{key}" in history:
             ax.plot(epochs, history[f"val_{key}"], marker="o", ms=3, label="validation")
-            ax.legend(fontsize=8)
+        if best_epoch:
+            ax.axvline(best_epoch, color="tab:red", ls="--", lw=1, label=f"best ({best_epoch})")
+        ax.legend(fontsize=8)
         ax.set_title(title)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
     figure.tight_layout()
     return plotting.figure_to_array(figure)
@@ -97,18 +122,61 @@ def build_report(run_dir: str | Path) -> str:
         ]
     )
     title = f"{run_dir.name}: {target.metadata.get('model_title')} on {data.name}"
-    parts = [f"<h1>{html.escape(title)}</h1>"]
+    parts = [f"<h1>{html.escape(title)}</h1>", header(run_dir, target)]
     parts += results_section(metrics)
-    parts.append(f"<h2>Configuration</h2><pre>{html.escape(config)}</pre>")
-    parts += curves_section(metrics.get("history", {}))
+    parts += curves_section(metrics.get("history", {}), metrics.get("best_epoch"))
     parts += test_split_sections(images, labels, probabilities, target.class_names)
     parts += explanation_sections(target, images, labels)
+    parts.append(
+        "<h2>Configuration</h2><details><summary>config.yaml (the resolved configuration)"
+        f"</summary><pre>{html.escape(config)}</pre></details>"
+    )
     body = "\n".join(parts)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(run_dir.name)} report</title><style>{STYLE}</style></head>"
         f"<body>\n{body}\n</body></html>\n"
     )
+
+
+def header(run_dir: Path, target) -> str:
+    """The model's size and cost, the versions and machine of this report, and the dates."""
+    model, meta = target.model, target.metadata
+    parameters = meta.get("parameters") or model.count_params()
+    try:
+        macs = f"{multiply_accumulates(model) / 1e6:,.2f} M multiply-accumulates per image"
+    except ValueError:  # a custom layer without a count
+        macs = "multiply-accumulates unknown"
+    devices = ", ".join(meta.get("distribution", {}).get("devices", [])) or "-"
+    finished = datetime.fromtimestamp((run_dir / "metrics.json").stat().st_mtime, timezone.utc)
+    written = datetime.now(timezone.utc)
+    rows = [
+        ("model", f"{meta.get('model', '-')}: {parameters:,} parameters, {macs}"),
+        (
+            "versions",
+            f"kerascnn {kerascnn_version()}, TensorFlow {tf.__version__}, "
+            f"Keras {keras.__version__}, Python {platform.python_version()}",
+        ),
+        (
+            "machine",
+            f"{platform.platform()}, {os.cpu_count()} cores; trained on {devices}",
+        ),
+        (
+            "date",
+            f"trained {finished:%Y-%m-%d %H:%M} UTC; report {written:%Y-%m-%d %H:%M} UTC",
+        ),
+    ]
+    cells = "".join(f"<tr><th>{k}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)
+    return f'<table class="header">{cells}</table>'
+
+
+def kerascnn_version() -> str:
+    """The installed package's version (``unknown`` when run from a source tree)."""
+    try:
+        return package_metadata.version("kerascnn")
+    except package_metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def results_section(metrics: dict) -> list[str]:
@@ -128,12 +196,13 @@ def results_section(metrics: dict) -> list[str]:
     return parts
 
 
-def curves_section(history: dict[str, list[float]]) -> list[str]:
-    picture = curves(history)
+def curves_section(history: dict[str, list[float]], best_epoch: int | None) -> list[str]:
+    picture = curves(history, best_epoch)
     if picture is None:
         return []
     titles = ", ".join(title for _, title in curve_titles(history))
-    return ["<h2>Training curves</h2>" + image_tag(picture, f"training curves: {titles}")]
+    marked = f"; dashed: the best epoch, {best_epoch}" if best_epoch else ""
+    return ["<h2>Training curves</h2>" + image_tag(picture, f"training curves: {titles}{marked}")]
 
 
 def test_split_sections(
@@ -157,14 +226,8 @@ def test_split_sections(
     parts.append(f"<h2>Misclassified test images ({len(wrong)} of {len(labels)})</h2>")
     if len(wrong):
         shown = wrong[:MISCLASSIFIED]
-        picture = plotting.panels(
-            [plotting.to_rgb(images[i]) for i in shown],
-            [
-                f"{names[labels[i]]} -> {names[predictions[i]]} "
-                f"({probabilities[i, predictions[i]]:.2f})"
-                for i in shown
-            ],
-            columns=min(8, len(shown)),
+        picture = plotting.misclassified_picture(
+            images[shown], labels[shown], probabilities[shown], names, columns=6
         )
         parts.append(image_tag(picture, "misclassified"))
     return parts

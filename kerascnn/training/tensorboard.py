@@ -1,19 +1,21 @@
-"""What a run writes for TensorBoard, beyond Keras's per-epoch scalars.
+"""What a run writes for TensorBoard, and ``kerascnn tensorboard``.
 
 Under ``RUN_DIR/logs``:
 
-- ``train/`` and ``validation/``: Keras's ``epoch_loss``, ``epoch_accuracy``,
-  ``epoch_top5_accuracy``, ``epoch_learning_rate`` (train), the model graph, weight
+- ``train/`` and ``validation/``: ``epoch_loss``, ``epoch_accuracy``,
+  ``epoch_top5_accuracy``, ``epoch_learning_rate`` (train) and nothing else per epoch; the
+  op graph of the model's forward pass and Keras's conceptual graph (train), weight
   histograms with ``--histogram-freq N``, and a profile of ``--profile-batches A,B``
   (``train/plugins/profile``);
-- ``train/``: ``inputs/augmented``, a grid of one training batch as the model is fed it
-  (after the pipeline's resizing and augmentation), at step 0;
+- ``train/``: ``inputs/augmented``, one training batch as the model is fed it (after the
+  pipeline's resizing and augmentation), each image titled with its class, at step 0;
 - ``validation/``: ``validation/confusion_matrix`` and ``validation/misclassified`` (the
-  wrong validation images titled ``true -> predicted (p)``) every ``--tb-images-every``
-  epochs and at the last one, at the epoch's step;
-- the ``logs/`` directory itself: the run's configuration as HParams and the final metrics
-  as ``final/<split>_<metric>`` scalars, so the HParams dashboard of ``tensorboard --logdir
-  runs`` lists the runs side by side.
+  wrong validation images titled ``true`` over ``-> predicted (p)``) every
+  ``--tb-images-every`` epochs and at the last one, at the epoch's step;
+- the ``logs/`` directory itself: the run's configuration as HParams (with the experiment
+  that puts model, optimiser, learning rate, batch size and epochs, and the final validation
+  and test top-1, first) and the final metrics as ``final/<split>_<metric>`` scalars, so
+  ``kerascnn tensorboard runs`` lists the runs side by side.
 
 The pictures are drawn by ``kerascnn.plotting``, as the run report's are, so TensorBoard and
 ``report.html`` draw the same things.
@@ -21,7 +23,10 @@ The pictures are drawn by ``kerascnn.plotting``, as the run report's are, so Ten
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +34,12 @@ from typing import Any
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.hparams import api as hp
+from tensorboard.plugins.hparams import api_pb2, plugin_data_pb2
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from kerascnn import plotting
-from kerascnn.data import SPLITS
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.evaluation import confusion_matrix
 from kerascnn.settings import check, setting
@@ -73,11 +80,54 @@ class LoggingConfig:
                 )
 
 
-# At most this many images in the training grid and the misclassified grid.
-GRID_IMAGES = 32
-MISCLASSIFIED = 24
+# At most this many images in the training grid and the misclassified grid (four columns).
+GRID_IMAGES = 16
+MISCLASSIFIED = 16
 # Validation images kept in memory for the pictures (the first ones of the split).
 PICTURE_IMAGES = 2000
+
+
+# The per-epoch scalars a run logs (README's TensorBoard table), as ``epoch_<name>`` under
+# train/ and validation/. The epoch logs hold more (the top-1/top-5 errors that the history
+# keeps are 1 - accuracy): TensorBoard gets no duplicates.
+EPOCH_SCALARS = ("loss", "accuracy", "top5_accuracy", "learning_rate")
+
+
+class RunTensorBoard(keras.callbacks.TensorBoard):
+    """Keras's callback, writing what README documents and nothing twice: the per-epoch
+    ``EPOCH_SCALARS``, and (with ``write_graph``) the op graph of the model's forward pass,
+    which TensorBoard's Graphs tab draws, beside Keras's conceptual graph (tag ``keras``).
+
+    Keras 3 writes no op graph (its train function is not a ``tf.function`` TensorBoard can
+    read), so the Graphs tab said "Malformed GraphDef"; and after each validation pass it
+    writes ``evaluation_<metric>_vs_iterations``, the epoch's validation scalars again."""
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.write_graph and keras.backend.backend() == "tensorflow":
+            try:
+                graph = op_graph(self.model)
+            except Exception as error:  # noqa: BLE001  a picture is no reason to stop training
+                warnings.warn(f"TensorBoard's op graph is not written: {error}", stacklevel=2)
+                return
+            with self._train_writer.as_default():
+                tf.summary.graph(graph)
+
+    def on_test_end(self, logs=None):
+        super().on_test_end({})  # no evaluation_*_vs_iterations
+
+    def on_epoch_end(self, epoch, logs=None):
+        kept = {k: v for k, v in (logs or {}).items() if k.removeprefix("val_") in EPOCH_SCALARS}
+        super().on_epoch_end(epoch, kept)
+
+
+def op_graph(model: keras.Model) -> tf.Graph:
+    """The TensorFlow graph of ``model``'s inference forward pass, traced once on a batch of
+    any size; its ops sit under the layers' names (``c1/convolution``, ...)."""
+    (inputs,) = model.inputs
+    spec = tf.TensorSpec((None, *inputs.shape[1:]), inputs.dtype)
+    forward = tf.function(lambda images: model(images, training=False))
+    return forward.get_concrete_function(spec).graph
 
 
 class ImageWriter(keras.callbacks.Callback):
@@ -103,23 +153,36 @@ class ImageWriter(keras.callbacks.Callback):
             self.writer = None
 
 
-def input_grid(images: np.ndarray, limit: int = GRID_IMAGES) -> np.ndarray:
-    """Raw-pixel images (N, H, W, C) in 0-255 as one uint8 grid, each enlarged for sight."""
-    return plotting.grid([plotting.enlarge(plotting.to_rgb(image)) for image in images[:limit]])
+def class_indices(labels: np.ndarray) -> np.ndarray:
+    """Class indices from integer labels, or from one-hot or mixed labels (mixup/cutmix: the
+    class with the largest share)."""
+    return labels.argmax(-1) if labels.ndim == 2 else labels
+
+
+def input_grid(
+    images: np.ndarray, labels: np.ndarray, class_names: list[str], limit: int = GRID_IMAGES
+) -> np.ndarray:
+    """Raw-pixel images (N, H, W, C) in 0-255 as one labelled grid, each titled with its
+    class name."""
+    classes = class_indices(labels)[:limit]
+    return plotting.labelled_grid(
+        [plotting.to_rgb(image) for image in images[:limit]], [class_names[c] for c in classes]
+    )
 
 
 class TrainingImages(ImageWriter):
     """At the start of training, a grid of one batch of ``dataset`` (a training pipeline
-    built like the one ``fit`` gets, so the pictures are what the model sees) under
-    ``log_dir`` as ``inputs/augmented``."""
+    built like the one ``fit`` gets, so the pictures are what the model sees), titled with
+    the class names, under ``log_dir`` as ``inputs/augmented``."""
 
-    def __init__(self, log_dir: str | Path, dataset):
+    def __init__(self, log_dir: str | Path, dataset, class_names: list[str]):
         super().__init__(log_dir)
         self.dataset = dataset
+        self.class_names = list(class_names)
 
     def on_train_begin(self, logs=None):
-        for images, _ in self.dataset.take(1).as_numpy_iterator():
-            self.image("inputs/augmented", input_grid(images), step=0)
+        for images, labels in self.dataset.take(1).as_numpy_iterator():
+            self.image("inputs/augmented", input_grid(images, labels, self.class_names), step=0)
 
 
 class ValidationImages(ImageWriter):
@@ -155,9 +218,9 @@ class ValidationImages(ImageWriter):
             kept += len(batch_labels)
             if kept >= PICTURE_IMAGES:
                 break
-        self.images, labels = np.concatenate(images), np.concatenate(labels)
+        self.images = np.concatenate(images)
         # Under mixup/cutmix the pipeline gives one-hot labels (unmixed for validation).
-        self.labels = labels.argmax(-1) if labels.ndim == 2 else labels
+        self.labels = class_indices(np.concatenate(labels))
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.due(epoch):
@@ -179,14 +242,8 @@ class ValidationImages(ImageWriter):
         self.image("validation/confusion_matrix", picture, step=epoch)
         wrong = np.flatnonzero(predictions != self.labels)[:MISCLASSIFIED]
         if len(wrong):
-            picture = plotting.panels(
-                [plotting.to_rgb(self.images[i]) for i in wrong],
-                [
-                    f"{names[self.labels[i]]} -> {names[predictions[i]]} "
-                    f"({probabilities[i, predictions[i]]:.2f})"
-                    for i in wrong
-                ],
-                columns=min(8, len(wrong)),
+            picture = plotting.misclassified_picture(
+                self.images[wrong], self.labels[wrong], probabilities[wrong], names
             )
         else:
             picture = np.full((32, 32, 3), 255, "uint8")  # none wrong: an empty white tile
@@ -225,13 +282,13 @@ def callbacks(
     """
     log_dir = Path(log_dir)
     found = [
-        keras.callbacks.TensorBoard(
+        RunTensorBoard(
             log_dir=str(log_dir),
             write_graph=True,
             histogram_freq=logging.histogram_freq,
             profile_batch=profile_batches(logging.profile_batches),
         ),
-        TrainingImages(log_dir / "train", train_images),
+        TrainingImages(log_dir / "train", train_images, class_names),
         ValidationImages(
             log_dir / "validation",
             validation_data,
@@ -258,22 +315,81 @@ def hparam_value(value: Any) -> bool | int | float | str:
     return str(value)
 
 
-# Configuration fields that name places or behaviour of the command, not the experiment.
-NOT_HPARAMS = ("run_name", "output_dir", "export_dir", "export", "overwrite")
+# Configuration fields that are not the experiment: places and what the command does
+# (paths, export, TensorBoard options) and pure speed settings (same results, faster).
+NOT_HPARAMS = (
+    "run_name",
+    "output_dir",
+    "export_dir",
+    "export",
+    "overwrite",
+    "histogram_freq",
+    "tb_images_every",
+    "profile_batches",
+    "jit_compile",
+    "steps_per_execution",
+)
+# The hyperparameters a comparison of runs starts from, first in the HParams dashboard.
+LEADING_HPARAMS = ("model", "optimizer", "learning_rate", "batch_size", "epochs")
+# The final metrics as HParams columns, in this order: held-out top-1 first. Every run lists
+# all of them (a run without top-5 leaves those cells empty), because TensorBoard takes the
+# columns from whichever run it reads first.
+FINAL_METRICS = tuple(
+    (split, name)
+    for name in ("accuracy", "top5_accuracy", "loss")
+    for split in ("validation", "test", "train")
+)
+
+
+def hparams_of(config: dict[str, Any]) -> dict[str, bool | int | float | str]:
+    """The configuration as HParams, ``LEADING_HPARAMS`` first, then in the configuration's
+    order, without ``NOT_HPARAMS``."""
+    names = [*LEADING_HPARAMS, *(k for k in config if k not in LEADING_HPARAMS)]
+    return {k: hparam_value(config[k]) for k in names if k in config and k not in NOT_HPARAMS}
+
+
+def experiment(hparams: dict[str, Any]) -> summary_pb2.Summary:
+    """The HParams experiment: the columns of the dashboard, in order. TensorBoard (2.21)
+    sorts the hyperparameters by (not ``differs``, name), so the leading ones are marked as
+    differing to stay in front (alphabetical among themselves); the metrics keep this order."""
+    config = api_pb2.Experiment(
+        hparam_infos=[
+            api_pb2.HParamInfo(name=name, differs=name in LEADING_HPARAMS) for name in hparams
+        ],
+        metric_infos=[
+            api_pb2.MetricInfo(
+                name=api_pb2.MetricName(tag=f"final/{split}_{name}"),
+                display_name=f"{split} {name.replace('_', ' ')} (final)",
+            )
+            for split, name in FINAL_METRICS
+        ],
+    )
+    summary = summary_pb2.Summary()
+    summary.value.add(
+        tag=hparams_metadata.EXPERIMENT_TAG,
+        metadata=hparams_metadata.create_summary_metadata(
+            plugin_data_pb2.HParamsPluginData(experiment=config)
+        ),
+        tensor=hparams_metadata.NULL_TENSOR,
+    )
+    return summary
 
 
 def write_hparams(
     log_dir: str | Path, config: dict[str, Any], metrics: dict[str, Any], step: int
 ) -> None:
-    """The run's configuration as an HParams session under ``log_dir``, and its final
-    metrics (``metrics[split][name]``, numbers only) as ``final/<split>_<name>`` scalars."""
-    hparams = {k: hparam_value(v) for k, v in config.items() if k not in NOT_HPARAMS}
+    """The run's configuration as an HParams session under ``log_dir`` (with the experiment
+    that orders the dashboard's columns), and its final loss, top-1 and top-5 of each split
+    (``metrics[split][name]``) as ``final/<split>_<name>`` scalars."""
+    hparams = hparams_of(config)
     writer = tf.summary.create_file_writer(str(log_dir))
     with writer.as_default():
+        tf.summary.experimental.write_raw_pb(experiment(hparams).SerializeToString(), step=0)
         hp.hparams(hparams, trial_id=Path(log_dir).parent.name)
-        for split in SPLITS:
-            for name, value in metrics.get(split, {}).items():
-                tf.summary.scalar(f"final/{split}_{name}", float(value), step=step)
+        for split, name in FINAL_METRICS:
+            if name in metrics.get(split, {}):
+                value = float(metrics[split][name])
+                tf.summary.scalar(f"final/{split}_{name}", value, step=step)
     writer.close()
 
 
@@ -291,3 +407,25 @@ def tensorboard_command(runs_dir: str | Path, port: int) -> list[str]:
         "--port",
         str(port),
     ]
+
+
+def tensorboard_hint(run_or_runs_dir: str | Path) -> str:
+    """The one command every hint (the training summary, ``inspect``, README) gives."""
+    return f"kerascnn tensorboard {run_or_runs_dir}"
+
+
+def serve(runs_dir: str | Path, port: int) -> None:
+    """TensorBoard on ``runs_dir`` (``tensorboard_command``) in this process's place: on
+    POSIX the process becomes TensorBoard (``os.execv``), so a signal sent to its PID (Ctrl-C,
+    SIGTERM from a process manager) reaches TensorBoard itself and nothing is left serving.
+    Elsewhere TensorBoard runs as a child and this process waits for it."""
+    command = tensorboard_command(runs_dir, port)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":
+        os.execv(command[0], command)  # does not return
+    else:
+        try:
+            sys.exit(subprocess.call(command))
+        except KeyboardInterrupt:
+            sys.exit(0)

@@ -11,6 +11,7 @@ from tensorboard.plugins import projector
 
 from kerascnn import create_model
 from kerascnn.cli import main
+from kerascnn.data import load_dataset, split_arrays
 from kerascnn.inspection import (
     embeddings,
     fooling,
@@ -143,6 +144,7 @@ def test_each_command_writes_pngs_and_tensorboard_images(run_dir, tmp_path, what
     written = sorted(p.name for p in out.iterdir())
     pngs = [name for name in written if name.endswith(".png")]
     assert pngs and str(out) in result.output
+    assert f"(kerascnn tensorboard {run_dir})" in result.output  # the one TensorBoard hint
     for name in pngs:
         image = tf.io.decode_png((out / name).read_bytes())
         assert image.shape[-1] == 3 and min(image.shape[:2]) >= 8
@@ -187,9 +189,10 @@ def test_projector_files_load_with_tensorboards_reader(run_dir, tmp_path):
     )
     (embedding,) = config.embeddings
     vectors = np.loadtxt(out / embedding.tensor_path, delimiter="\t", ndmin=2)
-    rows = (out / embedding.metadata_path).read_text().splitlines()
-    assert rows[0].split("\t") == ["index", "label"]
+    rows = [row.split("\t") for row in (out / embedding.metadata_path).read_text().splitlines()]
+    assert rows[0] == ["label", "predicted", "correct"]
     assert len(rows) - 1 == len(vectors) == embedding.tensor_shape[0]
+    check_projector_labels_and_colours_by_class(run_dir, rows)
     assert vectors.shape[1] == embedding.tensor_shape[1]
     width, height = embedding.sprite.single_image_dim
     sprite = tf.io.decode_png((out / embedding.sprite.image_path).read_bytes())
@@ -197,6 +200,29 @@ def test_projector_files_load_with_tensorboards_reader(run_dir, tmp_path):
     assert sprite.shape[:2] == (side * height, side * width)
     # The run directory's TensorBoard logdir gets the same projector files.
     assert (run_dir / "logs" / "inspect" / "projector_config.pbtxt").is_file()
+
+
+def check_projector_labels_and_colours_by_class(run_dir, rows):
+    """The projector labels points by the first column that is not all numbers and colours
+    by any column of few values: ``label`` is first, holds the split's class names (digits'
+    "3" written "class 3") and has one value a class."""
+    target = load_inspectable(run_dir)
+    _, labels = split_arrays(load_dataset("digits").validation, image_size=(32, 32), channels=1)
+    names = [embeddings.metadata_name(n) for n in target.class_names]
+    column = [row[0] for row in rows[1:]]
+    assert column == [names[i] for i in labels]
+    for c in range(len(rows[0])):
+        values = [row[c] for row in rows[1:]]
+        assert not all(v.replace(".", "", 1).isdigit() for v in values), rows[0][c]
+    assert len(set(column)) <= len(names)
+    assert {row[2] for row in rows[1:]} <= {"yes", "no"}
+    assert all((row[0] == row[1]) == (row[2] == "yes") for row in rows[1:])
+
+
+def test_metadata_names_never_read_as_numbers():
+    assert embeddings.metadata_name("cat") == "cat"
+    assert embeddings.metadata_name("3") == "class 3"
+    assert embeddings.metadata_name("0.5") == "class 0.5"
 
 
 @pytest.mark.parametrize(

@@ -3,16 +3,22 @@ images are PNGs of the size the page says."""
 
 import base64
 import json
+import shutil
+import warnings
 from html.parser import HTMLParser
+from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
 from click.testing import CliRunner
 
+from kerascnn import create_model
 from kerascnn.cli import main
 from kerascnn.evaluation import confusion_matrix
+from kerascnn.models.counting import multiply_accumulates
 
 pytestmark = pytest.mark.slow
 PREFIX = "data:image/png;base64,"
@@ -90,6 +96,77 @@ def test_report_draws_the_learning_rate_the_run_used(run_dir):
     assert rates == pytest.approx([config["learning_rate"]] * len(rates))
     (curves,) = [i for i in parse(run_dir / "report.html").images if "curves" in i["alt"]]
     assert "learning rate" in curves["alt"]
+
+
+def test_report_puts_results_first_and_the_configuration_in_a_collapsed_block(run_dir):
+    text = (run_dir / "report.html").read_text()
+    headings = parse(run_dir / "report.html").headings
+    assert headings[1] == "Results" and headings[-1] == "Configuration"
+    configuration = text[text.index("<h2>Configuration</h2>") :]
+    assert configuration.startswith("<h2>Configuration</h2><details><summary>")
+    assert "<details open" not in text  # collapsed until clicked
+
+
+def test_report_header_names_the_model_the_versions_the_machine_and_the_date(run_dir):
+    text = (run_dir / "report.html").read_text()
+    header = text[text.index('<table class="header">') : text.index("<h2>Results")]
+    metadata = json.loads((run_dir / "metadata.json").read_text())
+    assert f"{metadata['parameters']:,} parameters" in header
+    # The trained variant's multiply-accumulates, counted on a fresh copy of it.
+    fresh = create_model(
+        "lenet5", num_classes=len(metadata["class_names"]), **metadata["model_options"]
+    )
+    macs = multiply_accumulates(fresh)
+    assert f"{macs / 1e6:,.2f} M multiply-accumulates" in header
+    for name, version in (("TensorFlow", tf.__version__), ("Keras", keras.__version__)):
+        assert f"{name} {version}" in header
+    assert "kerascnn " in header and "cores" in header and " UTC" in header
+
+
+def test_report_curves_mark_the_best_epoch(run_dir):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    (curves,) = [i for i in parse(run_dir / "report.html").images if "curves" in i["alt"]]
+    assert f"the best epoch, {metrics['best_epoch']}" in curves["alt"]
+
+
+CHROMIUM = [shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")]
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+def headless_chromium(width: int):
+    """Selenium's Chrome driver on the system's Chromium (never downloaded), or a loud skip."""
+    browser = next((b for b in CHROMIUM if b), None)
+    if browser is None or CHROMEDRIVER is None:
+        message = "no Chromium and chromedriver on PATH: the report's layout is not checked"
+        warnings.warn(message, stacklevel=2)
+        pytest.skip(message)
+    webdriver = pytest.importorskip("selenium.webdriver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu"):
+        options.add_argument(argument)
+    options.add_argument(f"--window-size={width},900")
+    service = webdriver.chrome.service.Service(CHROMEDRIVER)
+    return webdriver.Chrome(service=service, options=options)
+
+
+def test_report_has_no_horizontal_scroll_at_1280_pixels(run_dir):
+    """The widest pictures (curves, misclassified grid) scale to the column in a
+    1280-pixel window: the page is no wider than the window."""
+    driver = headless_chromium(1280)
+    try:
+        driver.get(Path(run_dir / "report.html").resolve().as_uri())
+        inner, scroll = driver.execute_script(
+            "return [window.innerWidth, document.documentElement.scrollWidth]"
+        )
+        assert inner == 1280
+        assert scroll <= inner
+        shown = driver.execute_script(
+            "return Array.from(document.images).map(i => i.getBoundingClientRect().right)"
+        )
+        assert max(shown) <= inner
+    finally:
+        driver.quit()
 
 
 def test_confusion_matrix_counts():
