@@ -49,6 +49,7 @@ body { font-family: sans-serif; max-width: 1100px; margin: 2em auto; padding: 0 
        color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; } td, th { padding: 2px 10px; text-align: right; }
+.warning { background: #fde8e8; border-left: 4px solid #c0392b; padding: 6px 10px; }
 th { background: #eee; } pre { background: #f6f6f6; padding: 1em; overflow-x: auto; }
 img { display: block; margin: 0.5em 0; max-width: 100%; height: auto; }
 .header { color: #555; } .header td, .header th { text-align: left; background: none; }
@@ -180,13 +181,22 @@ def kerascnn_version() -> str:
 
 
 def results_section(metrics: dict) -> list[str]:
-    """Loss, top-1 and top-5 of each split, and the run's length."""
-    parts = ["<h2>Results</h2><table><tr><th></th><th>loss</th><th>top-1</th><th>top-5</th></tr>"]
+    """The run's warnings first, then top-1, top-5, cross-entropy and the training loss of
+    each split, and the run's length."""
+    parts = [
+        f'<p class="warning"><b>Warning:</b> {html.escape(w)}</p>'
+        for w in metrics.get("warnings", [])
+    ]
+    loss = html.escape(f"{metrics.get('loss_function')} loss")
+    parts.append(
+        "<h2>Results</h2><table><tr><th></th><th>top-1</th><th>top-5</th>"
+        f"<th>cross-entropy</th><th>{loss}</th></tr>"
+    )
     for split in SPLITS:
         row = metrics.get(split, {})
-        cells = [f"{row['loss']:.4f}" if "loss" in row else "-"] + [
+        cells = [
             f"{100 * row[key]:.2f}%" if key in row else "-" for key in ("accuracy", "top5_accuracy")
-        ]
+        ] + [f"{row[key]:.4f}" if key in row else "-" for key in ("cross_entropy", "loss")]
         parts.append(f"<tr><th>{split}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     parts.append(
         f"</table><p>{metrics.get('epochs_completed')} epochs (best "

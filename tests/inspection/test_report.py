@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from kerascnn import create_model
 from kerascnn.cli import main
 from kerascnn.evaluation import confusion_matrix
+from kerascnn.inspection.report import results_section
 from kerascnn.models.counting import multiply_accumulates
 
 pytestmark = pytest.mark.slow
@@ -183,3 +184,15 @@ def test_report_on_a_missing_run_is_one_error_line(tmp_path):
     result = CliRunner().invoke(main, ["report", str(tmp_path / "nowhere")])
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith("Error: ")
+
+
+def test_report_shows_the_runs_warnings_before_its_results():
+    metrics = {
+        "warnings": ["test accuracy 10.03% is within 5 points of chance"],
+        "loss_function": "crossentropy",
+        "test": {"accuracy": 0.1003, "top5_accuracy": 0.5, "cross_entropy": 2.3, "loss": 2.4},
+    }
+    page = "".join(results_section(metrics))
+    assert page.index("Warning:") < page.index("<h2>Results</h2>")
+    assert "within 5 points of chance" in page
+    assert "<th>crossentropy loss</th>" in page and "<td>2.3000</td>" in page
