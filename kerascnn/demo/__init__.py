@@ -2,7 +2,7 @@
 a digit, see the top classes and, for Keras models, the Grad-CAM and saliency maps.
 
 - ``build(artifact) -> gradio.Blocks``: the page, to launch or mount in an app of one's own
-  (launch it with ``theme=offline_theme()``: gradio's default theme fetches Google Fonts);
+  (launch it with ``**launch_options()``: gradio's default theme fetches Google Fonts);
 - ``launch`` / ``wait_until_stopped``: what the command does, serving on 127.0.0.1 until
   Ctrl-C or SIGTERM.
 
@@ -42,9 +42,10 @@ def require_gradio() -> None:
     _page_module()
 
 
-def offline_theme():
-    """gradio's default look with system fonts, so the page fetches no font."""
-    return _page_module().offline_theme()
+def launch_options() -> dict[str, Any]:
+    """The ``launch`` keywords the page needs: a theme with system fonts (gradio's default
+    fetches Google Fonts) and its CSS."""
+    return _page_module().launch_options()
 
 
 def build(
@@ -91,7 +92,7 @@ def launch(page: Any, *, host: str = LOCAL_HOST, port: int = DEFAULT_PORT, share
             share=share,
             prevent_thread_lock=True,
             quiet=True,
-            theme=offline_theme(),
+            **launch_options(),
             ssr_mode=False,
             pwa=False,
             mcp_server=False,
@@ -129,7 +130,7 @@ __all__ = [
     "check_port",
     "launch",
     "load_demo_model",
-    "offline_theme",
+    "launch_options",
     "require_gradio",
     "wait_until_stopped",
 ]

@@ -28,9 +28,18 @@ IMAGE_HEIGHT = 256
 BRUSH = gr.Brush(colors=["#000000"], default_color="#000000", color_mode="fixed", default_size=14)
 
 
+# Small inputs (an 8x8 digit) drawn as large as the box holds, with square pixels.
+CSS = "#image img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
+
+
 def offline_theme() -> gr.themes.Base:
     """gradio's default look with system fonts: nothing to download."""
     return gr.themes.Default(font=SANS, font_mono=MONO)
+
+
+def launch_options() -> dict[str, Any]:
+    """What ``Blocks.launch`` needs for this page (gradio 6 takes the theme and CSS there)."""
+    return {"theme": offline_theme(), "css": CSS}
 
 
 def build_page(demo: DemoModel, examples_dir: str | Path | None = None) -> gr.Blocks:
