@@ -17,19 +17,25 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import tensorflow as tf
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
+from kerascnn.quiet import import_tensorflow_quietly
 
-from kerascnn import demo
-from kerascnn.models import create_model
+import_tensorflow_quietly()  # before TensorFlow's start-up lines reach the terminal
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+
+from kerascnn import demo  # noqa: E402
+from kerascnn.models import create_model  # noqa: E402
 
 
 def free_port() -> int:
@@ -57,25 +63,36 @@ def memory_mib() -> dict[str, float]:
     return fields
 
 
+def shown_label(driver) -> str:
+    """The class the page shows ("" for none), read in the page (the element is replaced as
+    the answer changes)."""
+    return driver.execute_script(
+        "const e = document.querySelector('#label [data-testid=label-output-value]');"
+        "return e ? e.textContent.trim() : '';"
+    )
+
+
 def upload_seconds(driver, image: Path, explains: bool) -> dict[str, float]:
     """Upload ``image`` and wait for the answer. ``browser_s``: from the upload request to the
     first request for the answer's pictures, in the browser's log (Keras models only);
     ``wall_s``: from handing the file to the page to the label showing, polled here."""
     for button in driver.find_elements(By.CSS_SELECTOR, "#image button[aria-label='Remove Image']"):
         button.click()
-    while driver.find_elements(By.CSS_SELECTOR, "#label [data-testid=label-output-value]"):
-        time.sleep(0.02)  # the cleared page has no label
+    while shown_label(driver):
+        time.sleep(0.02)  # the cleared page shows no class
+    while not driver.find_elements(By.CSS_SELECTOR, "#image input[type=file]"):
+        time.sleep(0.05)  # the page is still rendering
     driver.get_log("performance")  # drop what came before
     upload = driver.find_element(By.CSS_SELECTOR, "#image input[type=file]")
     started = time.monotonic()
     upload.send_keys(str(image))
-    while not driver.find_elements(By.CSS_SELECTOR, "#label [data-testid=label-output-value]"):
+    while not shown_label(driver):
         if time.monotonic() - started > 300:
             raise TimeoutError("no answer within 300 s")
         time.sleep(0.02)
     times = {"wall_s": time.monotonic() - started}
+    sent = []
     while explains and "browser_s" not in times:
-        sent = []
         for entry in driver.get_log("performance"):
             message = json.loads(entry["message"])["message"]
             if message["method"] == "Network.requestWillBeSent":
@@ -124,6 +141,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sources", nargs="+", help="artifact paths or registered model names")
     args = parser.parse_args()
+    # SIGTERM (a timeout) unwinds like Ctrl-C, so the browser is closed below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     driver = chromium()
     try:
         with tempfile.TemporaryDirectory() as tmp:

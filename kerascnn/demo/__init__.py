@@ -63,7 +63,9 @@ def build(
         KerasCNNError: gradio is not installed.
     """
     page = _page_module()
-    return page.build_page(load_demo_model(artifact, top_k), examples_dir)
+    model = load_demo_model(artifact, top_k)
+    model.warm_up()
+    return page.build_page(model, examples_dir)
 
 
 def check_port(host: str, port: int) -> None:

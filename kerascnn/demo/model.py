@@ -17,7 +17,7 @@ from kerascnn import plotting
 from kerascnn.data import load_dataset, split_arrays
 from kerascnn.data.pipeline import image_converter
 from kerascnn.errors import KerasCNNError
-from kerascnn.inspection import gradcam, saliency
+from kerascnn.inspection import Explainer
 from kerascnn.inspection.attribution import upsample
 from kerascnn.runtime import Artifact, decode_image, load_artifact, top_k
 
@@ -51,11 +51,21 @@ class Answer:
 class DemoModel:
     artifact: Artifact
     top_k: int = 5
+    explainer: Explainer | None = None  # for Keras models: Grad-CAM and saliency
+
+    def __post_init__(self) -> None:
+        if self.explainer is None and self.artifact.keras_model is not None:
+            self.explainer = Explainer(self.artifact.keras_model)
+
+    def warm_up(self) -> None:
+        """Answer a black image once, so that the first visitor does not wait for the
+        one-time work (tracing the explanation, the runtime's first call)."""
+        self.answer_pixels(np.zeros(self.artifact.input_shape, "float32"))
 
     @property
     def explains(self) -> bool:
         """Grad-CAM and saliency need the layers and gradients of a Keras model."""
-        return self.artifact.keras_model is not None
+        return self.explainer is not None
 
     @property
     def sketchable(self) -> bool:
@@ -91,13 +101,13 @@ class DemoModel:
         ranked = top_k(self.artifact.predict(pixels), self.artifact.class_names, self.top_k)[0]
         if not self.explains:
             return Answer(ranked)
-        model, best = self.artifact.keras_model, np.array([ranked[0]["index"]])
-        cams, layer = gradcam(model, pixels, best)
+        best = np.array([ranked[0]["index"]])
+        cams, saliencies = self.explainer(pixels, best)
         scale = float(cams[0].max())
         cam = upsample(cams, pixels.shape[1:3])[0] / (scale or 1.0)
-        gradients = plotting.normalise(saliency(model, pixels, best)[0])
+        gradients = plotting.normalise(saliencies[0])
         answer = Answer(ranked, picture(pixels[0], cam), picture(pixels[0], gradients))
-        answer.notes.append(f"Grad-CAM on layer {layer}")
+        answer.notes.append(f"Grad-CAM on layer {self.explainer.layer}")
         if scale == 0.0:
             answer.notes.append(
                 "Grad-CAM is zero everywhere: no positive evidence for the class in that layer"

@@ -12,6 +12,7 @@ import warnings
 from urllib.parse import urlparse
 from urllib.request import urlopen
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -21,8 +22,9 @@ from PIL import Image
 
 from kerascnn import demo
 from kerascnn.cli import main, train_main
-from kerascnn.data import load_dataset
+from kerascnn.data import load_dataset, split_arrays
 from kerascnn.export import export_trained
+from kerascnn.inspection import Explainer, gradcam, saliency
 
 pytestmark = pytest.mark.slow
 
@@ -103,6 +105,18 @@ def test_page_answers_equal_predict_for_each_example(exported, pages, kind):
             assert "Grad-CAM on layer" in status
         else:
             assert pictures == []
+
+
+def test_the_pages_maps_are_the_inspection_commands_maps(exported):
+    """The page's one-pass Grad-CAM and saliency equal `kerascnn inspect gradcam/saliency`'s."""
+    model = keras.saving.load_model(exported / "model.keras")
+    images, _ = split_arrays(load_dataset("digits").test, image_size=(32, 32), channels=1, limit=4)
+    classes = np.arange(4)
+    cams, saliencies = Explainer(model)(images, classes)
+    expected_cams, _ = gradcam(model, images, classes)
+    np.testing.assert_allclose(cams, expected_cams, rtol=1e-4, atol=1e-4 * expected_cams.max())
+    expected = saliency(model, images, classes)
+    np.testing.assert_allclose(saliencies, expected, rtol=1e-4, atol=1e-4 * expected.max())
 
 
 def test_tflite_and_onnx_pages_say_predictions_only(pages):
@@ -211,19 +225,19 @@ def test_page_in_chromium(exported, pages, browser, tmp_path):
     upload = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#image input[type=file]"))
     upload[0].send_keys(str(digit))
     shown = wait_for(
-        lambda: [
-            e.text
-            for e in browser.find_elements(
-                By.CSS_SELECTOR, "#label [data-testid=label-output-value]"
-            )
-            if e.text
-        ]
+        lambda: browser.execute_script(
+            "const e = document.querySelector('#label [data-testid=label-output-value]');"
+            "return e ? e.textContent.trim() : '';"
+        )
     )
-    assert shown == [top1]
+    assert shown == top1
     cam = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#gradcam img"))[0]
     wait_for(lambda: browser.execute_script("return arguments[0].naturalWidth", cam))
-    pixels = np.asarray(Image.open(io.BytesIO(cam.screenshot_as_png)).convert("L"))
-    assert pixels.std() > 10, "the Grad-CAM picture is blank"
+    # The picture the page shows, as the browser fetched it: not blank.
+    source = cam.get_attribute("src")
+    assert urlparse(source).hostname == "127.0.0.1"
+    pixels = np.asarray(Image.open(io.BytesIO(urlopen(source).read())).convert("L"))
+    assert min(pixels.shape) >= 224 and pixels.std() > 10, "the Grad-CAM picture is blank"
     browser.save_screenshot(str(tmp_path / "demo.png"))
 
     # A broken file: a readable line on the page, and the page keeps answering.
