@@ -19,6 +19,7 @@ import yaml
 
 from kerascnn import application, settings
 from kerascnn import benchmark as bench
+from kerascnn import demo as demo_page
 from kerascnn.data import SPLITS
 from kerascnn.data.config import DataConfig
 from kerascnn.data.views import TTA_NAMES
@@ -462,6 +463,32 @@ def predict(artifact, images, top_k, as_json):
         click.echo(f"{prediction['image']}:")
         for p in prediction["top_k"]:
             click.echo(f"  {p['class']:<16} {p['probability']:.4f}")
+
+
+@main.command(cls=Command)
+@click.argument("artifact", type=click.Path())
+@click.option("--host", default=demo_page.LOCAL_HOST, show_default=True, help="Address to bind.")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=demo_page.DEFAULT_PORT, show_default=True
+)
+@click.option("--share", is_flag=True, help="Also serve through a public gradio.live link.")
+@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
+def demo(artifact, host, port, share, top_k):
+    """A web page to try ARTIFACT (a run or export directory, .keras, .tflite, .onnx or
+    SavedModel): upload or draw an image, see the top classes and, for Keras models, Grad-CAM
+    and saliency. Needs the [demo] extra (gradio). Ctrl-C stops it."""
+    demo_page.require_gradio()
+    demo_page.check_port(host, port)
+    page = demo_page.build(artifact, top_k=top_k)
+    if host != demo_page.LOCAL_HOST or share:
+        click.echo(
+            "Warning: the page has no authentication; anyone who can reach it can use the model",
+            err=True,
+        )
+    local, public = demo_page.launch(page, host=host, port=port, share=share)
+    click.echo(f"Running on {local}" + (f" and {public}" if public else "") + " (Ctrl-C to stop)")
+    stopped_by = demo_page.wait_until_stopped(page)
+    click.echo(f"Stopped ({stopped_by}).")
 
 
 @main.command(cls=Command)

@@ -1,6 +1,6 @@
 """The package's shape, read from its source with ``ast`` (nothing is imported or run).
 
-- Imports point down a fixed order of layers (cli -> application -> training / inspection /
+- Imports point down a fixed order of layers (cli -> application, demo -> training / inspection /
   export / benchmark -> runtime, evaluation -> models, data, plotting -> registry, settings,
   files, quiet -> errors), and no module imports itself back through others (no cycle).
 - An import inside a function only defers a heavy optional dependency (or, in one place,
@@ -29,7 +29,7 @@ LAYERS = (
     ("models", "data", "plotting"),
     ("runtime", "evaluation"),
     ("training", "export", "inspection", "benchmark"),
-    ("application",),
+    ("application", "demo"),
     ("cli", "kerascnn"),
 )
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
@@ -42,6 +42,7 @@ DEFERRED = {
     ("kerascnn.runtime.onnx", "onnxruntime"): "the optional [onnx] extra",
     ("kerascnn.export.onnx", "tf2onnx"): "the optional [onnx] extra",
     ("kerascnn.data.sources.tfds", "tensorflow_datasets"): "the optional [tfds] extra",
+    ("kerascnn.demo", "kerascnn.demo.page"): "imports gradio, the optional [demo] extra",
 }
 MAX_FUNCTION_LINES = 60
 

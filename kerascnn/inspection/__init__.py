@@ -4,13 +4,20 @@ neighbours, embeddings, class models, fooling images, and the run report.
 Library functions return arrays and pictures (uint8 arrays); ``kerascnn inspect`` and
 ``kerascnn report`` write them."""
 
-from kerascnn.inspection.attribution import gradcam, guided_saliency, occlusion, saliency
+from kerascnn.inspection.attribution import (
+    Explainer,
+    gradcam,
+    guided_saliency,
+    occlusion,
+    saliency,
+)
 from kerascnn.inspection.commands import COMMANDS, Inputs, Inspection, inspect
 from kerascnn.inspection.model import Inspectable, load_inspectable
 from kerascnn.inspection.synthesis import class_model, fooling
 
 __all__ = [
     "COMMANDS",
+    "Explainer",
     "Inputs",
     "Inspectable",
     "Inspection",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kerascnn.errors import InvalidArgumentError, MissingFileError
 from kerascnn.runtime.artifact import KINDS, Artifact
-from kerascnn.runtime.images import read_images, top_k
+from kerascnn.runtime.images import decode_image, read_images, top_k
 from kerascnn.runtime.keras_model import load_keras
 from kerascnn.runtime.onnx import OnnxRunner, load_onnx
 from kerascnn.runtime.saved_model import SavedModelRunner, latest_version, load_saved_model
@@ -60,6 +60,7 @@ __all__ = [
     "OnnxRunner",
     "SavedModelRunner",
     "TFLiteRunner",
+    "decode_image",
     "load_artifact",
     "read_images",
     "top_k",

@@ -15,20 +15,25 @@ from kerascnn.errors import InvalidArgumentError, MissingFileError
 def read_images(paths: Sequence[str | Path], input_shape: Sequence[int]) -> np.ndarray:
     """Decode JPEG/PNG/BMP/GIF files into raw pixels at ``input_shape`` (H, W, C), converting
     grayscale/RGB/RGBA as the model needs (as the training pipeline does)."""
-    height, width, channels = input_shape
-    convert = image_converter((height, width), channels)
     images = []
     for path in map(Path, paths):
         if not path.is_file():
             raise MissingFileError(f"image not found: {path}")
-        try:
-            image = tf.io.decode_image(path.read_bytes(), expand_animations=False)
-        except (tf.errors.InvalidArgumentError, ValueError):
-            raise InvalidArgumentError(
-                f"cannot decode {path}: not a JPEG, PNG, BMP or GIF image"
-            ) from None
-        images.append(convert(image).numpy())
+        images.append(decode_image(path.read_bytes(), input_shape, name=str(path)))
     return np.stack(images)
+
+
+def decode_image(data: bytes, input_shape: Sequence[int], name: str = "image") -> np.ndarray:
+    """One encoded JPEG/PNG/BMP/GIF image into raw pixels at ``input_shape`` (H, W, C), as
+    ``read_images`` reads a file; ``name`` is what an error calls it."""
+    height, width, channels = input_shape
+    try:
+        image = tf.io.decode_image(data, expand_animations=False)
+    except (tf.errors.InvalidArgumentError, ValueError):
+        raise InvalidArgumentError(
+            f"cannot decode {name}: not a JPEG, PNG, BMP or GIF image"
+        ) from None
+    return image_converter((height, width), channels)(image).numpy()
 
 
 def top_k(probabilities: np.ndarray, class_names: Sequence[str], k: int) -> list[list[dict]]:
