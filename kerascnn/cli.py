@@ -210,6 +210,9 @@ def print_summary(outcome) -> None:
         errors = "  top-1 error " + percent(split, "top1_error")
         if "top5_error" in metrics[split]:
             errors += f"  top-5 error {percent(split, 'top5_error')}"
+        robust = metrics[split].get("robust_accuracy")
+        if robust is not None:
+            errors += f"  robust (PGD) {percent(split, 'robust_accuracy')}"
         rows.append((split, f"accuracy {percent(split)}  {loss}{top5}{errors}"))
     if metrics.get("resumed_from_epoch"):
         rows.append(("resumed", f"after epoch {metrics['resumed_from_epoch']}"))

@@ -180,13 +180,17 @@ def perturb(
             images + tf.random.uniform(tf.shape(images), -epsilon, epsilon), low, high
         )
     step = attack.step_for(epsilon)
-    for _ in tf.range(attack.iterations):
+
+    def climb(i, x):
         with tf.GradientTape() as tape:
             tape.watch(x)
             # Summed: each image's gradient is its own objective's (images are independent).
             climbed = tf.reduce_sum(objective(logits_fn(x), labels, attack.loss, attack.targeted))
         gradient = tape.gradient(climbed, x)
-        x = tf.clip_by_value(x + step * tf.sign(gradient), low, high)
+        return i + 1, tf.clip_by_value(x + step * tf.sign(gradient), low, high)
+
+    # An explicit loop: Keras traces the training step without AutoGraph.
+    _, x = tf.while_loop(lambda i, x: i < attack.iterations, climb, (tf.constant(0), x))
     return tf.stop_gradient(x)
 
 

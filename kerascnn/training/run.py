@@ -6,7 +6,7 @@ is written: the names, the loss, the batch against the workers, the model's opti
 ``Run``, each step computing its values once and leaving them on the run for the next:
 
     prepare_data -> build -> write_config -> compile_model -> make_callbacks -> fit ->
-    evaluate_best -> write_records
+    evaluate_best -> evaluate_robust -> write_records
 
 and returns a ``TrainResult``; the caller prints. ``train_and_evaluate(config, run_dir)`` is
 both together. ``kerascnn train`` (``kerascnn.application``) plans, prepares the run
@@ -34,7 +34,7 @@ from kerascnn.evaluation import evaluate_model, with_errors
 from kerascnn.files import write_text_atomically
 from kerascnn.models import MODELS, ModelSpec, create_model
 from kerascnn.models.layers import activation_output
-from kerascnn.training import distribute
+from kerascnn.training import adversarial, distribute
 from kerascnn.training import tensorboard as board
 from kerascnn.training.auxiliary import AuxiliaryLossModel, inference_model
 from kerascnn.training.callbacks import (
@@ -104,7 +104,10 @@ def plan_training(
     height, width = config.image_size or spec.input_shape[:2]
     input_shape = (height, width, spec.input_shape[-1])
     # Built once to reject bad options or sizes (the built model is not kept).
-    create_model(config.model, input_shape=input_shape, **config.model_options)
+    built = create_model(config.model, input_shape=input_shape, **config.model_options)
+    options = {**spec.options, **config.model_options}
+    outputs = 2 if spec.auxiliary_loss_weights and options.get("aux_logits", True) else 1
+    adversarial.check_network(config.adversarial_training, max(outputs, len(built.outputs)))
     keras.backend.clear_session()
     if dataset is None:
         dataset = load_dataset(config.dataset, **config.data.source_options())
@@ -186,6 +189,7 @@ def build(run: Run) -> None:
         if len(model.outputs) > 1:
             model = AuxiliaryLossModel(model, plan.spec.auxiliary_loss_weights, name=model.name)
         run.transfer_notes = config.transfer.apply(model)
+        model = adversarial.wrap(model, config.adversarial_training)
     for note in run.transfer_notes:
         run.notify(note)
     run.model = model
@@ -319,6 +323,15 @@ def evaluate_best(run: Run) -> None:
         }
 
 
+def evaluate_robust(run: Run) -> None:
+    """Under adversarial training, the best checkpoint's robust accuracy on every split."""
+    found = adversarial.robust_metrics(
+        run.inference, run.config.adversarial_training, run.plan.dataset, run.plan.input_shape
+    )
+    for split, value in found.items():
+        run.evaluation[split]["robust_accuracy"] = value
+
+
 def write_records(run: Run) -> TrainResult:
     """metrics.json, metadata.json and the HParams; the backup goes (the run is complete)."""
     metrics, metadata = run_metrics(run), run_metadata(run)
@@ -338,6 +351,7 @@ STEPS = (
     make_callbacks,
     fit,
     evaluate_best,
+    evaluate_robust,
 )
 
 
