@@ -187,6 +187,8 @@ def perturb(
             # Summed: each image's gradient is its own objective's (images are independent).
             climbed = tf.reduce_sum(objective(logits_fn(x), labels, attack.loss, attack.targeted))
         gradient = tape.gradient(climbed, x)
+        if gradient is None:  # no differentiable path to the pixels: the attack cannot move
+            gradient = tf.zeros_like(x)
         return i + 1, tf.clip_by_value(x + step * tf.sign(gradient), low, high)
 
     # An explicit loop: Keras traces the training step without AutoGraph.
