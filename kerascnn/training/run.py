@@ -237,7 +237,10 @@ def compile_model(run: Run) -> None:
 def make_callbacks(run: Run) -> None:
     """Checkpoints, the resumable backup, divergence, the schedule's, TensorBoard's."""
     config, run_dir = run.config, run.run_dir
-    run.checkpoints = Checkpoints(run_dir / "checkpoints", monitor="val_accuracy")
+    # Under adversarial training the best checkpoint is the most robust one (Rice et al. 2020:
+    # robust accuracy peaks and falls while clean accuracy still climbs).
+    monitor = "val_robust_accuracy" if config.adversarial_training.adversarial else "val_accuracy"
+    run.checkpoints = Checkpoints(run_dir / "checkpoints", monitor=monitor)
     run.stop_on_nan = StopOnNaN()
     run.backup = RunBackup(run_dir / BACKUP, run.checkpoints, notify=run.notify)
     run.callbacks = [
@@ -260,7 +263,7 @@ def make_callbacks(run: Run) -> None:
     if config.early_stopping:
         run.callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", mode="max", patience=config.early_stopping, verbose=1
+                monitor=monitor, mode="max", patience=config.early_stopping, verbose=1
             )
         )
 
