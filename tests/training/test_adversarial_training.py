@@ -1,0 +1,55 @@
+"""Adversarial training: a tiny run with it is more robust than the same run without it, its
+curves carry clean and robust accuracy, and bad settings are refused before anything is
+written."""
+
+import pytest
+from click.testing import CliRunner
+
+from kerascnn.cli import train_main
+from kerascnn.data import load_dataset
+from kerascnn.training.adversarial import AdversarialConfig, robust_metrics
+from kerascnn.training.config import TrainConfig
+from kerascnn.training.run import train_and_evaluate
+
+EPSILON = 16.0
+
+
+@pytest.mark.slow
+def test_adversarial_training_raises_robust_accuracy(tmp_path):
+    common = {"model_options": {"variant": "modern"}, "epochs": 3, "seed": 0}
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "robust").mkdir()
+    plain = train_and_evaluate(TrainConfig(**common), tmp_path / "plain", verbose=0)
+    trained = train_and_evaluate(
+        TrainConfig(**common, adversarial="fgsm-rs", adversarial_epsilon=EPSILON),
+        tmp_path / "robust",
+        verbose=0,
+    )
+    # The same PGD-10 at the same epsilon measures both.
+    pgd = AdversarialConfig(adversarial="pgd", adversarial_epsilon=EPSILON)
+    before = robust_metrics(plain.model, pgd, load_dataset("digits"), (32, 32, 1))["test"]
+    after = trained.metrics["test"]["robust_accuracy"]
+    assert after > before + 0.1, (before, after)
+    history = trained.metrics["history"]
+    for key in ("accuracy", "robust_accuracy", "val_accuracy", "val_robust_accuracy"):
+        assert len(history[key]) == 3
+    assert "robust_accuracy" not in plain.metrics["test"]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--epsilon", "8", "--step-size", "12"], "--allow-large-step"),
+        (["--epsilon", "-8"], "--epsilon"),
+        (["--steps", "0"], "--steps"),
+        (["--epsilon", "eight"], "--epsilon"),
+    ],
+)
+def test_bad_adversarial_settings_are_one_error_line_and_write_nothing(tmp_path, flags, message):
+    runs = tmp_path / "runs"
+    args = ["--adversarial", "pgd", "--output-dir", str(runs), "--no-export", *flags]
+    result = CliRunner().invoke(train_main, args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error:") and message in lines[0], lines
+    assert not runs.exists()
