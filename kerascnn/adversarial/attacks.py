@@ -11,6 +11,7 @@ evaluation call the same code.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -204,9 +205,10 @@ class Attacker:
         """``logits``: ``logits_fn`` compiled, shared between the attackers of one model."""
         self.attack, self.batch_size = attack, batch_size
         self.logits = logits or tf.function(logits_fn, reduce_retracing=True)
+        # A partial, not a lambda: TensorFlow counts retracing per code object, and every
+        # attacker's lambda would share one (a false "excessive retracing" warning).
         self._perturb = tf.function(
-            lambda x, y, epsilon: perturb(logits_fn, x, y, attack, epsilon=epsilon),
-            reduce_retracing=True,
+            functools.partial(perturb, logits_fn, attack=attack), reduce_retracing=True
         )
 
     def predict(self, images: np.ndarray) -> np.ndarray:
@@ -236,7 +238,9 @@ class Attacker:
             done = None
             for _ in range(self.attack.restarts):
                 found = np.asarray(
-                    self._perturb(images[batch], aim[batch], tf.constant(epsilon, "float32"))
+                    self._perturb(
+                        images[batch], aim[batch], epsilon=tf.constant(epsilon, "float32")
+                    )
                 )
                 predicted = self.predict(found)
                 broke = predicted == aim[batch] if self.attack.targeted else predicted != aim[batch]
