@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from kerascnn.cli import train_main
 from kerascnn.adversarial.attacks import Attacker, logits_model
+from kerascnn.cli import train_main
 from kerascnn.data import load_dataset, split_arrays
 from kerascnn.training.adversarial import AdversarialConfig
 from kerascnn.training.config import TrainConfig
