@@ -84,6 +84,7 @@ def artifacts(model, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_evaluate_attack_prints_the_table_and_writes_the_pictures(artifacts):
     out = artifacts / "out"
     args = [
