@@ -3,23 +3,30 @@ calls the libraries in order and returns what the command line prints.
 
 - ``run_training``: ``kerascnn train``: plan, prepare the run directory, train, export;
 - ``evaluate``, ``predict``: an artifact on a dataset split, or on image files;
+- ``attack``: ``kerascnn evaluate --attack``: robust accuracy with the gradient-masking checks;
 - ``inspect``: one ``kerascnn inspect`` command, written to files and TensorBoard.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tensorflow as tf
+
+from kerascnn import plotting
+from kerascnn.adversarial import Attack, Robustness, evaluate_robustness
 from kerascnn.data import load_dataset, split_arrays
 from kerascnn.data.config import DataConfig
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.evaluation import evaluate_artifact_views
 from kerascnn.export import ExportResult, export_model
+from kerascnn.files import write_text_atomically
 from kerascnn.inspection import commands, load_inspectable
-from kerascnn.runtime import load_artifact, read_images, top_k
+from kerascnn.runtime import Artifact, load_artifact, read_images, top_k
 from kerascnn.training import distribute
 from kerascnn.training.config import TrainConfig
 from kerascnn.training.resume import completed_with, prepare_run_dir
@@ -134,6 +141,105 @@ def predict(source: str | Path, images: Sequence[str | Path], k: int) -> list[di
     pixels = read_images(images, artifact.input_shape)
     ranked = top_k(artifact.predict(pixels), artifact.class_names, k)
     return [{"image": str(p), "top_k": r} for p, r in zip(images, ranked, strict=True)]
+
+
+@dataclass
+class Attacked:
+    robustness: Robustness
+    artifact: Path
+    dataset: str
+    split: str
+    out_dir: Path
+    written: list[Path]
+    log_dir: Path | None  # the run's TensorBoard directory, if the source is a run
+
+
+def attackable(source: str | Path, role: str = "model") -> Artifact:
+    """A Keras artifact (run directory, export directory or ``.keras`` file): the only kind
+    with gradients to attack."""
+    artifact = load_artifact(source)
+    if artifact.keras_model is None:
+        raise InvalidArgumentError(
+            f"{source} is a {artifact.kind} artifact, which has no gradients to attack; give the "
+            f"{role} as its run directory, export directory or .keras file"
+        )
+    return artifact
+
+
+def attack(
+    source: str | Path,
+    attack: Attack,
+    epsilons: Sequence[float],
+    *,
+    dataset: str | None = None,
+    split: str = "test",
+    limit: int | None = 1000,
+    surrogate: str | Path | None = None,
+    out: str | Path | None = None,
+    data: DataConfig | None = None,
+    notify: Callable[[str], None] = lambda line: None,
+) -> Attacked:
+    """``kerascnn evaluate --attack``: accuracy under ``attack`` and its cross-checks at each
+    epsilon on the first ``limit`` images of a split, with the gradient-masking checks; the
+    example grid, the curve and ``robustness.json`` written under ``out`` (by default
+    RUN_DIR/attack, or attack/ beside the model), and into the run's TensorBoard logs."""
+    artifact = attackable(source)
+    other = attackable(surrogate, "surrogate") if surrogate is not None else None
+    data = data or DataConfig()
+    found = load_dataset(
+        dataset or artifact.metadata.get("dataset") or "digits", **data.source_options()
+    )
+    height, width, channels = artifact.input_shape
+    images, labels = split_arrays(
+        found.split(split), image_size=(height, width), channels=channels, limit=limit
+    )
+    result = evaluate_robustness(
+        artifact.keras_model,
+        images,
+        labels,
+        attack,
+        list(epsilons),
+        surrogate=None if other is None else other.keras_model,
+        class_names=artifact.class_names,
+        notify=notify,
+    )
+    source = Path(source)
+    run_dir = source if source.is_dir() and (source / "metrics.json").is_file() else None
+    out_dir = Path(out) if out else (run_dir or artifact.path.parent) / "attack"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, picture in result.pictures.items():
+        (out_dir / name).write_bytes(plotting.png_bytes(picture))
+        written.append(out_dir / name)
+    report = {
+        "artifact": str(artifact.path),
+        "dataset": found.name,
+        "split": split,
+        **result.as_json(),
+    }
+    written.append(
+        write_text_atomically(out_dir / "robustness.json", json.dumps(report, indent=2) + "\n")
+    )
+    log_dir = None if run_dir is None else run_dir / "logs" / "attack"
+    if log_dir is not None:
+        log_robustness(result, log_dir)
+    return Attacked(result, artifact.path, found.name, split, out_dir, written, log_dir)
+
+
+def log_robustness(result: Robustness, log_dir: Path) -> None:
+    """The pictures, and the accuracy under each attack with epsilon as the step (a curve
+    against epsilon in TensorBoard's scalars)."""
+    writer = tf.summary.create_file_writer(str(log_dir))
+    with writer.as_default():
+        for name, picture in result.pictures.items():
+            tf.summary.image(f"attack/{Path(name).stem}", picture[None], step=0)
+        for name, values in result.accuracy.items():
+            for epsilon, value in zip(result.epsilons, values, strict=True):
+                tf.summary.scalar(f"attack/{name.replace(' ', '_')}", value, step=int(epsilon))
+        if not result.masked:
+            for epsilon, value in zip(result.epsilons, result.worst_case, strict=True):
+                tf.summary.scalar("attack/robust_accuracy", value, step=int(epsilon))
+    writer.close()
 
 
 @dataclass

@@ -20,6 +20,8 @@ import yaml
 from kerascnn import application, settings
 from kerascnn import benchmark as bench
 from kerascnn import demo as demo_page
+from kerascnn.adversarial.attacks import ATTACKS, LOSSES, Attack, check_attack, parse_epsilons
+from kerascnn.adversarial.robustness import table as robustness_table
 from kerascnn.data import SPLITS
 from kerascnn.data.config import DataConfig
 from kerascnn.data.views import TTA_NAMES
@@ -222,7 +224,10 @@ def print_summary(outcome) -> None:
             f"cross-entropy {metrics[split]['cross_entropy']:.4f}  "
             f"{metrics['loss_function']} loss{penalties} {metrics[split]['loss']:.4f}"
         )
-        rows.append((split, f"accuracy {percent(split)}{top5}  {loss}"))
+        robust = ""
+        if metrics[split].get("robust_accuracy") is not None:
+            robust = f"  robust (PGD) {percent(split, 'robust_accuracy')}"
+        rows.append((split, f"accuracy {percent(split)}{top5}{robust}  {loss}"))
     if metrics.get("resumed_from_epoch"):
         rows.append(("resumed", f"after epoch {metrics['resumed_from_epoch']}"))
     statistics = metrics.get("batchnorm_statistics")
@@ -316,6 +321,85 @@ def _si(count: int) -> str:
     return str(count)
 
 
+def attack_options(command):
+    """``kerascnn evaluate``'s options of an adversarial attack (``kerascnn.adversarial``)."""
+    options = [
+        click.option("--attack", type=click.Choice(ATTACKS), help="Attack the model (L-inf)."),
+        click.option(
+            "--epsilon",
+            "epsilons",
+            type=Parsed(parse_epsilons, "EPSILONS"),
+            default="8,16,32",
+            show_default=True,
+            help="Largest pixel change, pixel units (0-255), comma-separated.",
+        ),
+        click.option("--steps", type=int, default=20, show_default=True, help="PGD steps."),
+        click.option("--restarts", type=int, default=1, show_default=True, help="PGD runs."),
+        click.option("--step-size", type=float, help="Pixel units a step. [2.5 eps / steps]"),
+        click.option("--allow-large-step", is_flag=True, help="Allow a step above epsilon."),
+        click.option(
+            "--attack-loss",
+            type=click.Choice(LOSSES),
+            default="crossentropy",
+            show_default=True,
+            help="What the attack climbs (margin: Carlini-Wagner's logit margin).",
+        ),
+        click.option("--targeted", is_flag=True, help="Aim at a random wrong class."),
+        click.option("--surrogate", type=click.Path(), help="Transfer attack from this model."),
+        click.option(
+            "--limit",
+            type=click.IntRange(min=1),
+            default=1000,
+            show_default=True,
+            help="Attack the first N images of the split.",
+        ),
+        click.option("--out", type=click.Path(file_okay=False), help="[RUN_DIR/attack]"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def evaluate_attack(source, dataset, split, data, as_json, **options) -> None:
+    """``evaluate --attack``: check everything, attack, print the table."""
+    epsilons = options.pop("epsilons")
+    name = options.pop("attack") or "pgd"
+    check_attack(
+        name,
+        epsilons,
+        options["steps"],
+        options["step_size"],
+        options["restarts"],
+        allow_large_step=options.pop("allow_large_step"),
+    )
+    attack = Attack(
+        name,
+        max(epsilons),
+        options.pop("steps"),
+        options.pop("step_size"),
+        options.pop("restarts"),
+        options.pop("attack_loss"),
+        options.pop("targeted"),
+    )
+    notify = (lambda line: None) if as_json else (lambda line: click.echo(f"  {line}", err=True))
+    done = application.attack(
+        source, attack, epsilons, dataset=dataset, split=split, data=data, notify=notify, **options
+    )
+    if as_json:
+        click.echo(json.dumps(json.loads(done.written[-1].read_text()), indent=2))
+        return
+    result = done.robustness
+    click.echo(
+        f"{done.artifact} on {done.dataset}/{split}, {result.images} images: accuracy under "
+        f"{attack.label()} (step {attack.step_for(max(epsilons)):g} at epsilon "
+        f"{max(epsilons):g}) and its cross-checks"
+    )
+    click.echo(robustness_table(result))
+    click.echo(f"wrote {', '.join(p.name for p in done.written)} to {done.out_dir}")
+    if done.log_dir is not None:
+        click.echo(f"TensorBoard in {done.log_dir}")
+
+
 @main.command(cls=Command)
 @click.argument("source", metavar="RUN_DIR_OR_ARTIFACT", type=click.Path())
 @click.option("--dataset", help="Dataset to evaluate on. [the run's, else digits]")
@@ -331,11 +415,20 @@ def _si(count: int) -> str:
 @data_option("strict")
 @data_option("label_offset")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-def evaluate(source, dataset, split, tta, crop_fraction, strict, label_offset, as_json):
+@attack_options
+def evaluate(source, dataset, split, tta, crop_fraction, strict, label_offset, as_json, **attack):
     """Evaluate a run directory, .keras, SavedModel, .tflite or .onnx file on a dataset split,
-    reporting top-1 and top-5 accuracy and error as the papers' tables do."""
+    reporting top-1 and top-5 accuracy and error as the papers' tables do.
+
+    With --attack (a run, export or .keras file): robust accuracy per --epsilon under the
+    attack and its cross-checks, with the gradient-masking checks (README: Adversarial
+    examples)."""
     given = {"strict": strict, "label_offset": label_offset}
     data = DataConfig(**{k: v for k, v in given.items() if v is not None})
+    if attack["attack"] is not None or attack["surrogate"] is not None:
+        if tta != "none":
+            raise click.UsageError("--tta does not apply with --attack")
+        return evaluate_attack(source, dataset, split, data, as_json, **attack)
     metrics = application.evaluate(
         source, dataset=dataset, split=split, tta=tta, crop_fraction=crop_fraction, data=data
     )

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerascnn.adversarial.attacks import score_tensor  # noqa: F401  (inspection's name for it)
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models.lenet import ScaledTanh
 from kerascnn.runtime import load_artifact
@@ -116,14 +117,6 @@ def feature_map_layer(model: keras.Model, name: str | None = None) -> keras.laye
     if not candidates:
         raise InvalidArgumentError(f"model {model.name!r} has no spatial feature map")
     return candidates[-1]
-
-
-def score_tensor(model: keras.Model):
-    """The class scores: the input of a final softmax (the logits), else the output."""
-    last = model.layers[-1]
-    if isinstance(last, keras.layers.Activation) or isinstance(last, keras.layers.Softmax):
-        return last.input
-    return model.output
 
 
 def penultimate_tensor(model: keras.Model):

@@ -69,5 +69,7 @@ class AuxiliaryLossModel(keras.Model):
 
 
 def inference_model(model: keras.Model) -> keras.Model:
-    """``model`` itself, or the main head of an ``AuxiliaryLossModel``."""
-    return model.inference_model() if isinstance(model, AuxiliaryLossModel) else model
+    """``model`` itself, or what a training wrapper holds for inference (the main head of an
+    ``AuxiliaryLossModel``, the network of an ``AdversarialModel``)."""
+    unwrap = getattr(model, "inference_model", None)
+    return unwrap() if callable(unwrap) else model

@@ -10,6 +10,7 @@ section per part of the library that reads the rest, each defined beside its own
 - ``transfer``: ``transfer.TransferConfig`` (initial weights, frozen layers);
 - ``distribution``: ``distribute.DistributionConfig`` (the strategy);
 - ``logging``: ``tensorboard.LoggingConfig`` (TensorBoard beyond the scalars);
+- ``adversarial_training``: ``adversarial.AdversarialConfig`` (attacks during training);
 - ``output``: ``OutputConfig`` below (where the run and its export go).
 
 Files and flags name every field flat, by its own name (``learning_rate``, ``mixup``), as they
@@ -39,6 +40,7 @@ from kerascnn.errors import InvalidArgumentError, MissingFileError
 from kerascnn.files import write_text_atomically
 from kerascnn.settings import check, coerce, default_of, setting
 from kerascnn.training import batchnorm
+from kerascnn.training.adversarial import AdversarialConfig
 from kerascnn.training.distribute import DistributionConfig
 from kerascnn.training.losses import LOSSES
 from kerascnn.training.optimizers import OptimizationConfig
@@ -142,6 +144,7 @@ class TrainConfig:
     transfer: TransferConfig = section(TransferConfig)
     distribution: DistributionConfig = section(DistributionConfig)
     logging: LoggingConfig = section(LoggingConfig)
+    adversarial_training: AdversarialConfig = section(AdversarialConfig)
     output: OutputConfig = section(OutputConfig)
 
     def __init__(self, **values: Any) -> None:

@@ -26,6 +26,7 @@ class Footprint:
 
     parameters: int
     activations_per_image: int  # the values of every layer's output for one image
+    outputs: int = 1  # the network's outputs (auxiliary classifiers add theirs)
 
     def training_bytes(self, batch_size: int) -> int:
         """A lower bound on what one training step holds: the weights and one batch's layer
@@ -44,9 +45,10 @@ def footprint(name: str, input_shape: tuple[int, int, int], **options) -> Footpr
             model = create_model(name, input_shape=input_shape, **options)
             parameters = sum(int(np.prod(w.shape)) for w in model.weights)
             activations = sum(_output_values(layer) for layer in model.layers)
+            outputs = len(model.outputs)
     finally:
         keras.backend.clear_session()
-    return Footprint(parameters, activations)
+    return Footprint(parameters, activations, outputs)
 
 
 def _output_values(layer: keras.layers.Layer) -> int:

@@ -6,7 +6,7 @@ is written: the names, the loss, the batch against the workers, the model's opti
 ``Run``, each step computing its values once and leaving them on the run for the next:
 
     prepare_data -> build -> write_config -> compile_model -> make_callbacks -> fit ->
-    evaluate_best -> write_records
+    evaluate_best -> evaluate_robust -> write_records
 
 and returns a ``TrainResult``; the caller prints. ``train_and_evaluate(config, run_dir)`` is
 both together. ``kerascnn train`` (``kerascnn.application``) plans, prepares the run
@@ -34,7 +34,7 @@ from kerascnn.evaluation import evaluate_model, result_warnings
 from kerascnn.files import write_text_atomically
 from kerascnn.models import MODELS, ModelSpec, create_model
 from kerascnn.models.layers import activation_output
-from kerascnn.training import batchnorm, distribute
+from kerascnn.training import adversarial, batchnorm, distribute
 from kerascnn.training import tensorboard as board
 from kerascnn.training.auxiliary import AuxiliaryLossModel, inference_model
 from kerascnn.training.callbacks import (
@@ -105,7 +105,10 @@ def plan_training(
     height, width = config.image_size or spec.input_shape[:2]
     input_shape = (height, width, spec.input_shape[-1])
     # Built without weights to reject bad options, and sizes that cannot fit in memory.
-    check_fits(config.model, input_shape, config.batch_size, **config.model_options)
+    found = check_fits(config.model, input_shape, config.batch_size, **config.model_options)
+    options = {**spec.options, **config.model_options}
+    outputs = 2 if spec.auxiliary_loss_weights and options.get("aux_logits", True) else 1
+    adversarial.check_network(config.adversarial_training, max(outputs, found.outputs))
     check_transfer(config, spec, input_shape)
     if dataset is None:
         dataset = load_dataset(config.dataset, **config.data.source_options())
@@ -205,6 +208,7 @@ def build(run: Run) -> None:
         if len(model.outputs) > 1:
             model = AuxiliaryLossModel(model, plan.spec.auxiliary_loss_weights, name=model.name)
         run.transfer_notes = config.transfer.apply(model)
+        model = adversarial.wrap(model, config.adversarial_training)
     for note in run.transfer_notes:
         run.notify(note)
     run.model = model
@@ -252,7 +256,10 @@ def compile_model(run: Run) -> None:
 def make_callbacks(run: Run) -> None:
     """Checkpoints, the resumable backup, divergence, the schedule's, TensorBoard's."""
     config, run_dir = run.config, run.run_dir
-    run.checkpoints = Checkpoints(run_dir / "checkpoints", monitor="val_accuracy")
+    # Under adversarial training the best checkpoint is the most robust one (Rice et al. 2020:
+    # robust accuracy peaks and falls while clean accuracy still climbs).
+    monitor = "val_robust_accuracy" if config.adversarial_training.adversarial else "val_accuracy"
+    run.checkpoints = Checkpoints(run_dir / "checkpoints", monitor=monitor)
     run.stop_on_nan = StopOnNaN()
     run.backup = RunBackup(run_dir / BACKUP, run.checkpoints, notify=run.notify)
     run.callbacks = [
@@ -275,7 +282,7 @@ def make_callbacks(run: Run) -> None:
     if config.early_stopping:
         run.callbacks.append(
             keras.callbacks.EarlyStopping(
-                monitor="val_accuracy", mode="max", patience=config.early_stopping, verbose=1
+                monitor=monitor, mode="max", patience=config.early_stopping, verbose=1
             )
         )
 
@@ -374,6 +381,15 @@ def recompute_batchnorm(run: Run, model: keras.Model) -> dict[str, Any]:
     }
 
 
+def evaluate_robust(run: Run) -> None:
+    """Under adversarial training, the best checkpoint's robust accuracy on every split."""
+    found = adversarial.robust_metrics(
+        run.inference, run.config.adversarial_training, run.plan.dataset, run.plan.input_shape
+    )
+    for split, value in found.items():
+        run.evaluation[split]["robust_accuracy"] = value
+
+
 def write_records(run: Run) -> TrainResult:
     """metrics.json, metadata.json and the HParams; the backup goes (the run is complete)."""
     metrics, metadata = run_metrics(run), run_metadata(run)
@@ -394,6 +410,7 @@ STEPS = (
     make_callbacks,
     fit,
     evaluate_best,
+    evaluate_robust,
 )
 
 
