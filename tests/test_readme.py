@@ -10,8 +10,10 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def model_rows():
+    """The rows of the tables in README's "Models" section."""
+    section = README.read_text().split("\n## Models\n", 1)[1].split("\n## ", 1)[0]
     rows = {}
-    for line in README.read_text().splitlines():
+    for line in section.splitlines():
         match = re.match(r"\| `(\w+)` \|", line)
         if match:
             rows[match.group(1)] = [cell.strip() for cell in line.strip("|").split("|")]
