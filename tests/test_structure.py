@@ -1,8 +1,8 @@
 """The package's shape, read from its source with ``ast`` (nothing is imported or run).
 
-- Imports point down a fixed order of layers (cli -> application -> training / inspection /
-  export / benchmark -> runtime, evaluation -> models, data, plotting -> registry, settings,
-  files, quiet -> errors), and no module imports itself back through others (no cycle).
+- Imports point down a fixed order of layers (cli -> application -> compression -> training /
+  inspection / export / benchmark -> runtime, evaluation -> models, data, plotting -> registry,
+  settings, files, quiet -> errors), and no module imports itself back through others (no cycle).
 - An import inside a function only defers a heavy optional dependency (or, in one place,
   TensorFlow's noisy start-up); each such import is on ``DEFERRED`` with the reason.
 - No function is longer than ``MAX_FUNCTION_LINES``.
@@ -29,6 +29,7 @@ LAYERS = (
     ("models", "data", "plotting"),
     ("runtime", "evaluation"),
     ("training", "export", "inspection", "benchmark"),
+    ("compression",),
     ("application",),
     ("cli", "kerascnn"),
 )
