@@ -32,13 +32,11 @@ from kerascnn.files import write_text_atomically
 from kerascnn.runtime import load_artifact
 from kerascnn.training import run as steps
 from kerascnn.training.config import TrainConfig, read_yaml, write_yaml
+from kerascnn.training.distillation import without_softmax
 from kerascnn.training.resume import prepare_run_dir
 from kerascnn.training.run import TrainingPlan, TrainResult, plan_training
 
 REPORT_FILENAME = "compression.json"
-# Fine-tuning starts from a trained model: the run's learning rate, divided by 10 (Han et al.
-# 2015 retrain pruned networks at a lower rate; Zhu & Gupta at the end-of-training rate).
-FINE_TUNING_RATE = 0.1
 
 
 @dataclass
@@ -56,15 +54,6 @@ class CompressionResult:
     result: TrainResult
     export: ExportResult
     report: dict[str, Any]
-
-
-def logits_model(inference: keras.Model) -> keras.Model:
-    """The trained layers up to the logits (the inference model without its softmax), sharing
-    the inference model's weights."""
-    last = inference.layers[-1]
-    if last.name != "classifier_activation":
-        return inference
-    return keras.Model(inference.input, last.input, name=inference.name)
 
 
 def source_config(source: Path, artifact) -> TrainConfig:
@@ -112,7 +101,6 @@ def plan_compression(
     recipe.check(epochs)
     pruning.prunable_targets(artifact.keras_model, recipe.structured)
     values = source_config(source, artifact).to_dict()
-    values["learning_rate"] = FINE_TUNING_RATE * float(values["learning_rate"])
     name = run_name or f"{(source if source.is_dir() else source.parent).name}-compressed"
     given = {"epochs": epochs, "run_name": name, "output_dir": output_dir}
     given.update(export_dir=export_dir, learning_rate=learning_rate)
@@ -152,7 +140,7 @@ def compress(
     keras.utils.set_random_seed(training.config.seed)
     steps.prepare_data(run)
     # A fresh copy of the source, so the source model (measured below) keeps its weights.
-    source_logits = logits_model(plan.source_model)
+    source_logits = without_softmax(plan.source_model)
     run.model = keras.models.clone_model(source_logits)
     run.model.set_weights(source_logits.get_weights())
     targets = pruning.prunable_targets(run.model, recipe.structured)

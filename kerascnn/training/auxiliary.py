@@ -69,5 +69,8 @@ class AuxiliaryLossModel(keras.Model):
 
 
 def inference_model(model: keras.Model) -> keras.Model:
-    """``model`` itself, or the main head of an ``AuxiliaryLossModel``."""
+    """``model`` itself, the main head of an ``AuxiliaryLossModel``, or the student of a
+    ``keras.distillation.Distiller``."""
+    if isinstance(model, keras.distillation.Distiller):
+        model = model.student
     return model.inference_model() if isinstance(model, AuxiliaryLossModel) else model

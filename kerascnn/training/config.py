@@ -9,6 +9,7 @@ section per part of the library that reads the rest, each defined beside its own
 - ``lr_schedule``: ``schedules.ScheduleConfig`` (learning rate and its schedule);
 - ``transfer``: ``transfer.TransferConfig`` (initial weights, frozen layers);
 - ``distribution``: ``distribute.DistributionConfig`` (the strategy);
+- ``distillation``: ``distillation.DistillationConfig`` (a teacher to learn from);
 - ``logging``: ``tensorboard.LoggingConfig`` (TensorBoard beyond the scalars);
 - ``output``: ``OutputConfig`` below (where the run and its export go).
 
@@ -38,6 +39,7 @@ from kerascnn.data.config import DataConfig
 from kerascnn.errors import InvalidArgumentError, MissingFileError
 from kerascnn.files import write_text_atomically
 from kerascnn.settings import check, coerce, default_of, setting
+from kerascnn.training.distillation import DistillationConfig
 from kerascnn.training.distribute import DistributionConfig
 from kerascnn.training.losses import LOSSES
 from kerascnn.training.optimizers import OptimizationConfig
@@ -134,6 +136,7 @@ class TrainConfig:
     data: DataConfig = section(DataConfig)
     transfer: TransferConfig = section(TransferConfig)
     distribution: DistributionConfig = section(DistributionConfig)
+    distillation: DistillationConfig = section(DistillationConfig)
     logging: LoggingConfig = section(LoggingConfig)
     output: OutputConfig = section(OutputConfig)
 

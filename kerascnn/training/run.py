@@ -5,8 +5,8 @@ is written: the names, the loss, the batch against the workers, the model's opti
 (built once), the dataset (loaded and checked). ``train`` then runs ``STEPS`` in order on a
 ``Run``, each step computing its values once and leaving them on the run for the next:
 
-    prepare_data -> build -> write_config -> compile_model -> make_callbacks -> fit ->
-    evaluate_best -> write_records
+    prepare_data -> build -> attach_teacher -> write_config -> compile_model -> make_callbacks
+    -> fit -> evaluate_best -> write_records
 
 and returns a ``TrainResult``; the caller prints. ``train_and_evaluate(config, run_dir)`` is
 both together. ``kerascnn train`` (``kerascnn.application``) plans, prepares the run
@@ -45,6 +45,7 @@ from kerascnn.training.callbacks import (
     save_atomically,
 )
 from kerascnn.training.config import TrainConfig, write_yaml
+from kerascnn.training.distillation import distiller, load_teacher
 from kerascnn.training.losses import create_loss
 from kerascnn.training.optimizers import OPTIMIZERS, apply_weight_decay
 from kerascnn.training.resume import BACKUP, RunBackup, remove_backup
@@ -108,6 +109,9 @@ def plan_training(
     keras.backend.clear_session()
     if dataset is None:
         dataset = load_dataset(config.dataset, **config.data.source_options())
+    if config.distillation.teacher:  # loaded to check it (class count, channels), then let go
+        load_teacher(config.distillation.teacher, input_shape, dataset.num_classes)
+        keras.backend.clear_session()
     return TrainingPlan(config, spec, dataset, distribution, input_shape, loss_name)
 
 
@@ -189,6 +193,22 @@ def build(run: Run) -> None:
     for note in run.transfer_notes:
         run.notify(note)
     run.model = model
+
+
+def attach_teacher(run: Run) -> None:
+    """With a teacher (``--teacher``), the network trains as the student of Keras's
+    ``Distiller`` (``training.distillation``); the checkpoints hold both, the inference model
+    is the student."""
+    config = run.config.distillation
+    if not config.teacher:
+        return
+    with run.plan.distribution.scope():
+        teacher = load_teacher(config.teacher, run.plan.input_shape, run.plan.dataset.num_classes)
+        run.model = distiller(run.model, teacher, config)
+    run.notify(
+        f"distilling from {config.teacher} at temperature {config.distill_temperature:g}, "
+        f"labels' loss weight {config.student_loss_weight:g}"
+    )
 
 
 def write_config(run: Run) -> None:
@@ -333,6 +353,7 @@ def write_records(run: Run) -> TrainResult:
 STEPS = (
     prepare_data,
     build,
+    attach_teacher,
     write_config,
     compile_model,
     make_callbacks,
