@@ -108,7 +108,12 @@ def distiller(
         teacher=teacher,
         student=student,
         distillation_losses=keras.distillation.LogitsDistillation(
-            temperature=config.distill_temperature
+            temperature=config.distill_temperature,
+            # An instance, not the default "kl_divergence": Keras 3.15 turns the string into
+            # a plain function, which LogitsDistillation then applies to the scaled logits
+            # themselves (no softmax, no T^2); only a KLDivergence instance takes the
+            # paper's path (softmax at temperature T, times T^2).
+            loss=keras.losses.KLDivergence(),
         ),
         student_loss_weight=config.student_loss_weight,
         name=student.name,
