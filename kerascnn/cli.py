@@ -632,6 +632,12 @@ def fooling(source, images, out, epsilon, step_size, max_steps):
     "--cluster", type=int, metavar="BITS", help="Weight sharing: 2^BITS values a layer (1-8)."
 )
 @click.option(
+    "--low-rank",
+    type=float,
+    metavar="FRACTION",
+    help="Factor Dense layers by truncated SVD to this rank fraction, in (0, 1].",
+)
+@click.option(
     "--quantize", default="", help="TFLite modes to export beside float32 (int8, float16, dynamic)."
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
@@ -641,18 +647,29 @@ def fooling(source, images, out, epsilon, step_size, max_steps):
 @click.option("--export-dir", type=click.Path(file_okay=False), help="[the run's]")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run and export.")
 def compress(
-    source, prune, initial_sparsity, global_scope, structured, cluster, quantize, epochs, **options
+    source,
+    prune,
+    initial_sparsity,
+    global_scope,
+    structured,
+    cluster,
+    low_rank,
+    quantize,
+    epochs,
+    **options,
 ):
-    """Prune (Zhu & Gupta's gradual schedule) and share weights (Deep Compression's k-means)
-    of a trained model while fine-tuning it with its run's recipe: a new run directory and
-    export, with the size of each TFLite file raw and gzip-compressed against the source's
-    float32 TFLite, sparsity and unique values per layer, and accuracy before and after."""
+    """Prune (Zhu & Gupta's gradual schedule), share weights (Deep Compression's k-means)
+    and/or factor Dense layers (truncated SVD) of a trained model while fine-tuning it with
+    its run's recipe: a new run directory and export, with the size of each TFLite file raw
+    and gzip-compressed against the source's float32 TFLite, sparsity and unique values per
+    layer, and accuracy before and after."""
     recipe = compression.Recipe(
         prune=prune,
         initial_sparsity=initial_sparsity,
         scope="global" if global_scope else "layer",
         structured=structured,
         cluster_bits=cluster,
+        low_rank=low_rank,
         quantize=tuple(_comma_list(quantize)),
     )
     done = application.compress(source, recipe, epochs=epochs, notify=click.echo, **options)
@@ -689,7 +706,8 @@ def compression_table(report: dict) -> str:
         )
     params = report["parameters"]
     lines.append(
-        f"\n  parameters {params['total']:,}; prunable {params['prunable']:,}, "
+        f"\n  parameters {params['source_total']:,} -> {params['total']:,}; "
+        f"prunable {params['prunable']:,}, "
         f"{params['nonzero_prunable']:,} nonzero ({100 * params['sparsity']:.1f}% sparse)"
     )
     lines.append(

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 
 import keras
 
-from kerascnn.compression import pruning, sharing
+from kerascnn.compression import lowrank, pruning, sharing
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.export import QUANTIZE_MODES
 
@@ -28,19 +28,25 @@ PRUNING_UPDATES = 20
 class Recipe:
     """``prune``: the final sparsity (None: no pruning); ``initial_sparsity``: where the
     schedule starts; ``scope``: ``layer`` or ``global`` magnitudes; ``structured``: whole
-    filters; ``cluster_bits``: weight sharing's codebook size (None: none); ``quantize``:
-    the TFLite modes exported beside float32."""
+    filters; ``cluster_bits``: weight sharing's codebook size (None: none); ``low_rank``:
+    the rank fraction Dense layers are factored to (None: none); ``quantize``: the TFLite
+    modes exported beside float32."""
 
     prune: float | None = None
     initial_sparsity: float = 0.0
     scope: str = "layer"
     structured: bool = False
     cluster_bits: int | None = None
+    low_rank: float | None = None
     quantize: tuple[str, ...] = ()
 
     def check(self, epochs: int) -> Recipe:
-        if self.prune is None and self.cluster_bits is None:
-            raise InvalidArgumentError("nothing to do: give --prune SPARSITY and/or --cluster BITS")
+        if self.prune is None and self.cluster_bits is None and self.low_rank is None:
+            raise InvalidArgumentError(
+                "nothing to do: give --prune SPARSITY, --cluster BITS or --low-rank FRACTION"
+            )
+        if self.low_rank is not None:
+            lowrank.check_rank_fraction(self.low_rank)
         if self.prune is not None:
             pruning.check_sparsity(self.prune, "--prune")
             pruning.check_sparsity(self.initial_sparsity, "initial sparsity")

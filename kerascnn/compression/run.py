@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kerascnn.compression import pruning, sharing, storage
+from kerascnn.compression import lowrank, pruning, sharing, storage
 from kerascnn.compression.recipe import Compress, Recipe, SettledCheckpoints, plan_phases
 from kerascnn.data import split_arrays
 from kerascnn.errors import InvalidArgumentError
@@ -100,6 +100,8 @@ def plan_compression(
         )
     recipe.check(epochs)
     pruning.prunable_targets(artifact.keras_model, recipe.structured)
+    if recipe.low_rank is not None:
+        lowrank.check_factorable(artifact.keras_model)
     values = source_config(source, artifact).to_dict()
     name = run_name or f"{(source if source.is_dir() else source.parent).name}-compressed"
     given = {"epochs": epochs, "run_name": name, "output_dir": output_dir}
@@ -143,6 +145,8 @@ def compress(
     source_logits = without_softmax(plan.source_model)
     run.model = keras.models.clone_model(source_logits)
     run.model.set_weights(source_logits.get_weights())
+    if recipe.low_rank is not None:
+        run.model = lowrank.low_rank_model(run.model, recipe.low_rank)
     targets = pruning.prunable_targets(run.model, recipe.structured)
     steps.write_config(run)
     write_yaml(run_dir / "compression.yaml", {"source": str(plan.source), **recipe.to_dict()})
@@ -232,6 +236,7 @@ def measure(
             "change_points": 100 * (after - before),
         },
         "parameters": {
+            "source_total": plan.source_model.count_params(),
             "total": model.count_params(),
             "prunable": prunable,
             "nonzero_prunable": nonzero,

@@ -48,6 +48,8 @@ def untrained(tmp_path_factory):
         (["--cluster", "0"], "from 1 to 8"),
         ([], "nothing to do"),
         (["--prune", "0.5", "--quantize", "int4"], "unknown quantisation int4"),
+        (["--low-rank", "0"], "--low-rank must be in (0, 1]"),
+        (["--low-rank", "1.5"], "--low-rank must be in (0, 1]"),
     ],
 )
 def test_bad_recipes_are_one_line_errors(untrained, tmp_path, args, expected):
