@@ -315,7 +315,9 @@ def fit(run: Run) -> None:
 def evaluate_best(run: Run) -> None:
     """The best checkpoint's main head, on every split (and the ``tta`` views of the test
     split), saved with its softmax as ``model.keras``: the inference model."""
-    best = inference_model(keras.saving.load_model(run.run_dir / "checkpoints" / "best.keras"))
+    # Not compiled on loading (compiled below): a Distiller's custom compile would warn.
+    best = keras.saving.load_model(run.run_dir / "checkpoints" / "best.keras", compile=False)
+    best = inference_model(best)
     if run.config.mixed_precision:
         best = as_float32(best)
     best.compile(loss=run.loss, metrics=[_fresh(m) for m in run.metrics])
