@@ -4,7 +4,8 @@ calls the libraries in order and returns what the command line prints.
 - ``run_training``: ``kerascnn train``: plan, prepare the run directory, train, export;
 - ``evaluate``, ``predict``: an artifact on a dataset split, or on image files;
 - ``attack``: ``kerascnn evaluate --attack``: robust accuracy with the gradient-masking checks;
-- ``inspect``: one ``kerascnn inspect`` command, written to files and TensorBoard.
+- ``inspect``: one ``kerascnn inspect`` command, written to files and TensorBoard;
+- ``compress``: ``kerascnn compress``: a trained model pruned and shared into a new run.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from kerascnn import plotting
+from kerascnn import compression, plotting
 from kerascnn.adversarial import Attack, Robustness, evaluate_robustness
 from kerascnn.data import load_dataset, split_arrays
 from kerascnn.data.config import DataConfig
@@ -266,3 +267,18 @@ def inspect(
         log_dir = target.run_dir / "logs" / "inspect"
         commands.log_to_tensorboard(result, log_dir, what)
     return Inspected(out_dir, written, result.notes, log_dir)
+
+
+def compress(
+    source: str | Path,
+    recipe: compression.Recipe,
+    *,
+    epochs: int,
+    notify: Callable[[str], None] | None = None,
+    **options: Any,
+) -> compression.CompressionResult:
+    """``kerascnn compress``: check everything (``plan_compression``; nothing is written on a
+    bad input), then fine-tune, export and measure (``compression.compress``). ``options``:
+    ``run_name``, ``output_dir``, ``export_dir``, ``learning_rate``, ``overwrite``."""
+    plan = compression.plan_compression(source, recipe, epochs=epochs, **options)
+    return compression.compress(plan, notify=notify)

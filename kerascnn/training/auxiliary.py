@@ -69,7 +69,10 @@ class AuxiliaryLossModel(keras.Model):
 
 
 def inference_model(model: keras.Model) -> keras.Model:
-    """``model`` itself, or what a training wrapper holds for inference (the main head of an
-    ``AuxiliaryLossModel``, the network of an ``AdversarialModel``)."""
+    """``model`` itself, or what a training wrapper holds for inference (the student of a
+    ``keras.distillation.Distiller``, the main head of an ``AuxiliaryLossModel``, the network
+    of an ``AdversarialModel``)."""
+    if isinstance(model, keras.distillation.Distiller):
+        model = model.student
     unwrap = getattr(model, "inference_model", None)
     return unwrap() if callable(unwrap) else model

@@ -9,6 +9,7 @@ section per part of the library that reads the rest, each defined beside its own
 - ``lr_schedule``: ``schedules.ScheduleConfig`` (learning rate and its schedule);
 - ``transfer``: ``transfer.TransferConfig`` (initial weights, frozen layers);
 - ``distribution``: ``distribute.DistributionConfig`` (the strategy);
+- ``distillation``: ``distillation.DistillationConfig`` (a teacher to learn from);
 - ``logging``: ``tensorboard.LoggingConfig`` (TensorBoard beyond the scalars);
 - ``adversarial_training``: ``adversarial.AdversarialConfig`` (attacks during training);
 - ``output``: ``OutputConfig`` below (where the run and its export go).
@@ -41,6 +42,7 @@ from kerascnn.files import write_text_atomically
 from kerascnn.settings import check, coerce, default_of, setting
 from kerascnn.training import batchnorm
 from kerascnn.training.adversarial import AdversarialConfig
+from kerascnn.training.distillation import DistillationConfig
 from kerascnn.training.distribute import DistributionConfig
 from kerascnn.training.losses import LOSSES
 from kerascnn.training.optimizers import OptimizationConfig
@@ -143,6 +145,7 @@ class TrainConfig:
     data: DataConfig = section(DataConfig)
     transfer: TransferConfig = section(TransferConfig)
     distribution: DistributionConfig = section(DistributionConfig)
+    distillation: DistillationConfig = section(DistillationConfig)
     logging: LoggingConfig = section(LoggingConfig)
     adversarial_training: AdversarialConfig = section(AdversarialConfig)
     output: OutputConfig = section(OutputConfig)

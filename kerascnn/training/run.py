@@ -5,8 +5,8 @@ is written: the names, the loss, the batch against the workers, the model's opti
 (built once), the dataset (loaded and checked). ``train`` then runs ``STEPS`` in order on a
 ``Run``, each step computing its values once and leaving them on the run for the next:
 
-    prepare_data -> build -> write_config -> compile_model -> make_callbacks -> fit ->
-    evaluate_best -> evaluate_robust -> write_records
+    prepare_data -> build -> attach_teacher -> write_config -> compile_model -> make_callbacks
+    -> fit -> evaluate_best -> evaluate_robust -> write_records
 
 and returns a ``TrainResult``; the caller prints. ``train_and_evaluate(config, run_dir)`` is
 both together. ``kerascnn train`` (``kerascnn.application``) plans, prepares the run
@@ -45,6 +45,7 @@ from kerascnn.training.callbacks import (
     save_atomically,
 )
 from kerascnn.training.config import TrainConfig, write_yaml
+from kerascnn.training.distillation import distiller, load_teacher
 from kerascnn.training.losses import create_loss
 from kerascnn.training.memory import check_fits
 from kerascnn.training.optimizers import OPTIMIZERS, apply_weight_decay
@@ -112,6 +113,9 @@ def plan_training(
     check_transfer(config, spec, input_shape)
     if dataset is None:
         dataset = load_dataset(config.dataset, **config.data.source_options())
+    if config.distillation.teacher:  # loaded to check it (class count, channels), then let go
+        load_teacher(config.distillation.teacher, input_shape, dataset.num_classes)
+        keras.backend.clear_session()
     return TrainingPlan(config, spec, dataset, distribution, input_shape, loss_name)
 
 
@@ -212,6 +216,22 @@ def build(run: Run) -> None:
     for note in run.transfer_notes:
         run.notify(note)
     run.model = model
+
+
+def attach_teacher(run: Run) -> None:
+    """With a teacher (``--teacher``), the network trains as the student of Keras's
+    ``Distiller`` (``training.distillation``); the checkpoints hold both, the inference model
+    is the student."""
+    config = run.config.distillation
+    if not config.teacher:
+        return
+    with run.plan.distribution.scope():
+        teacher = load_teacher(config.teacher, run.plan.input_shape, run.plan.dataset.num_classes)
+        run.model = distiller(run.model, teacher, config)
+    run.notify(
+        f"distilling from {config.teacher} at temperature {config.distill_temperature:g}, "
+        f"labels' loss weight {config.student_loss_weight:g}"
+    )
 
 
 def write_config(run: Run) -> None:
@@ -326,7 +346,9 @@ def evaluate_best(run: Run) -> None:
     Each split's accuracies and cross-entropy are those ``kerascnn evaluate`` computes on the
     inference model (``kerascnn.evaluation``); ``loss`` beside them is the training criterion
     on the logits."""
-    best = inference_model(keras.saving.load_model(run.run_dir / "checkpoints" / "best.keras"))
+    # Not compiled on loading (compiled below): a Distiller's custom compile would warn.
+    best = keras.saving.load_model(run.run_dir / "checkpoints" / "best.keras", compile=False)
+    best = inference_model(best)
     if run.config.mixed_precision:
         best = as_float32(best)
     run.batchnorm = recompute_batchnorm(run, best)
@@ -405,6 +427,7 @@ def write_records(run: Run) -> TrainResult:
 STEPS = (
     prepare_data,
     build,
+    attach_teacher,
     write_config,
     compile_model,
     make_callbacks,

@@ -14,6 +14,7 @@ from kerascnn.cli import train_main
 from kerascnn.data.config import DataConfig
 from kerascnn.training.adversarial import AdversarialConfig
 from kerascnn.training.config import OutputConfig, TrainConfig, flat_fields, sections, write_yaml
+from kerascnn.training.distillation import DistillationConfig
 from kerascnn.training.distribute import DistributionConfig
 from kerascnn.training.losses import LOSSES, create_loss, rbf_penalty
 from kerascnn.training.optimizers import OPTIMIZERS, OptimizationConfig, create_optimizer
@@ -314,7 +315,11 @@ def test_a_flat_config_file_of_the_earlier_layout_still_loads():
     assert config.output.run_name == "old" and config.output.export is False
     back = yaml.safe_load(yaml.safe_dump(config.to_dict(), sort_keys=False))
     # Fields added since the file was written take their defaults.
-    newer = {f.name for f in dataclasses.fields(AdversarialConfig)} | {"recompute_bn_stats"}
+    newer = {
+        *(f.name for f in dataclasses.fields(AdversarialConfig)),
+        *(f.name for f in dataclasses.fields(DistillationConfig)),
+        "recompute_bn_stats",
+    }
     assert {key: value for key, value in back.items() if key not in newer} == written
     assert back["recompute_bn_stats"] == "auto"
 

@@ -1,0 +1,171 @@
+"""Magnitude pruning (Han et al. 2015, "Learning both Weights and Connections for Efficient
+Neural Networks") on the gradual schedule of Zhu & Gupta 2017 ("To prune, or not to prune").
+
+The kernels of ``Conv2D``, ``DepthwiseConv2D`` and ``Dense`` layers are pruned: the smallest
+weights by magnitude (per layer, or against one global threshold) or, ``structured``, whole
+output filters by the L1 norm of their kernel (Li et al. 2017, "Pruning Filters for Efficient
+ConvNets"; their biases go too, so a pruned filter's output is exactly zero). Everything is
+written with ``keras.ops`` and ``Variable.assign``, so it runs on any Keras backend.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import keras
+from keras import ops
+
+from kerascnn.errors import InvalidArgumentError
+
+# The layers whose kernels are pruned, and the attribute holding each one's kernel.
+PRUNABLE = (
+    (keras.layers.DepthwiseConv2D, "depthwise_kernel"),
+    (keras.layers.Conv2D, "kernel"),
+    (keras.layers.Dense, "kernel"),
+)
+# Zhu & Gupta's exponent: prune fast while the network is redundant, slowly near the end.
+SCHEDULE_POWER = 3
+
+
+@dataclass(frozen=True)
+class Target:
+    """One prunable layer: its kernel variable, and its bias (pruned with whole filters)."""
+
+    layer: keras.layers.Layer
+    kernel: keras.Variable
+    bias: keras.Variable | None
+
+    @property
+    def name(self) -> str:
+        return self.layer.name
+
+
+def walk_layers(model: keras.Model):
+    """Every layer of ``model``, inside nested models too, in order."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from walk_layers(layer)
+        else:
+            yield layer
+
+
+def prunable_targets(model: keras.Model, structured: bool = False) -> list[Target]:
+    """The kernels magnitude pruning applies to: those of ``Conv2D``, ``DepthwiseConv2D`` and
+    ``Dense`` layers and of any other layer with a trainable ``kernel`` (LeNet-5's partially
+    connected C3); ``structured``, only the first three, whose last kernel axis is the
+    output filters.
+
+    Raises:
+        InvalidArgumentError: the model has none.
+    """
+    targets = []
+    for layer in walk_layers(model):
+        attribute = next((a for cls, a in PRUNABLE if isinstance(layer, cls)), None)
+        if attribute is None and not structured and hasattr(layer, "kernel"):
+            attribute = "kernel"
+        kernel = getattr(layer, attribute, None) if attribute else None
+        if isinstance(layer, keras.layers.SeparableConv2D) or kernel is None:
+            continue
+        if not kernel.trainable or len(kernel.shape) < 2:
+            continue
+        bias = getattr(layer, "bias", None) if getattr(layer, "use_bias", True) else None
+        targets.append(Target(layer, kernel, bias))
+    if not targets:
+        raise InvalidArgumentError(
+            f"{model.name} has nothing to prune or share: no Conv2D, DepthwiseConv2D or Dense "
+            f"layer, nor any other with a trainable kernel"
+        )
+    return targets
+
+
+def check_sparsity(sparsity: float, name: str = "sparsity") -> float:
+    if not 0.0 <= float(sparsity) < 1.0:
+        raise InvalidArgumentError(f"{name} must be in [0, 1); received {sparsity}")
+    return float(sparsity)
+
+
+def polynomial_sparsity(
+    step: int, initial: float, final: float, begin: int, end: int, frequency: int = 1
+) -> float:
+    """Zhu & Gupta's schedule (their eq. 1): ``s_t = s_f + (s_i - s_f) (1 - (t - t0) / (n
+    dt))^3`` for ``t0 <= t <= t0 + n dt``, with ``t`` held at the last multiple of the
+    pruning frequency ``dt`` after ``t0``; 0 before ``begin``, ``final`` from ``end`` on."""
+    if step < begin:
+        return 0.0
+    if step >= end or end <= begin:
+        return final
+    held = begin + (step - begin) // frequency * frequency
+    progress = (held - begin) / (end - begin)
+    return final + (initial - final) * (1.0 - progress) ** SCHEDULE_POWER
+
+
+def _lowest(scores, count: int):
+    """A 0/1 mask of ``scores``'s shape that is 0 at its ``count`` smallest entries (ties
+    broken by position, so exactly ``count`` are zero)."""
+    flat = ops.reshape(scores, (-1,))
+    size = int(flat.shape[0])
+    if count <= 0:
+        return ops.ones_like(scores)
+    order = ops.argsort(flat)
+    ranks = ops.scatter(ops.expand_dims(order, -1), ops.arange(size, dtype="int32"), (size,))
+    return ops.reshape(ops.cast(ranks >= count, scores.dtype), ops.shape(scores))
+
+
+def filter_norms(kernel):
+    """L1 norm of each output filter: over every axis but the last (``Conv2D`` (h, w, in,
+    out) and ``Dense`` (in, out)); a depthwise kernel (h, w, in, multiplier) per channel."""
+    return ops.sum(ops.abs(kernel), axis=tuple(range(len(kernel.shape) - 1)))
+
+
+def magnitude_masks(
+    targets: list[Target], sparsity: float, scope: str = "layer", structured: bool = False
+) -> dict[str, tuple]:
+    """``{layer name: (kernel mask, bias mask or None)}`` zeroing a ``sparsity`` fraction.
+
+    ``scope="layer"`` prunes each layer to ``sparsity``; ``"global"`` ranks every kernel
+    weight of the model against one threshold. ``structured`` ranks whole filters by L1
+    norm within each layer and leaves the last layer (the classifier: its filters are
+    classes) whole.
+    """
+    masks = {}
+    if structured:
+        for target in targets[:-1]:
+            norms = filter_norms(target.kernel)
+            keep = _lowest(norms, math.floor(sparsity * int(norms.shape[0])))
+            kernel_mask = ops.broadcast_to(keep, target.kernel.shape)
+            masks[target.name] = (kernel_mask, None if target.bias is None else keep)
+        return masks
+    if scope == "global":
+        flat = ops.concatenate([ops.reshape(ops.abs(t.kernel), (-1,)) for t in targets])
+        keep = _lowest(flat, math.floor(sparsity * int(flat.shape[0])))
+        start = 0
+        for target in targets:
+            size = math.prod(target.kernel.shape)
+            masks[target.name] = (
+                ops.reshape(keep[start : start + size], target.kernel.shape),
+                None,
+            )
+            start += size
+        return masks
+    for target in targets:
+        count = math.floor(sparsity * math.prod(target.kernel.shape))
+        masks[target.name] = (_lowest(ops.abs(target.kernel), count), None)
+    return masks
+
+
+def apply_masks(targets: list[Target], masks: dict[str, tuple]) -> None:
+    """Zero the pruned weights in place (``Variable.assign``)."""
+    for target in targets:
+        if target.name not in masks:
+            continue
+        kernel_mask, bias_mask = masks[target.name]
+        target.kernel.assign(target.kernel * ops.cast(kernel_mask, target.kernel.dtype))
+        if bias_mask is not None:
+            target.bias.assign(target.bias * ops.cast(bias_mask, target.bias.dtype))
+
+
+def sparsity_of(variable) -> float:
+    """The fraction of exact zeros in a weight."""
+    values = ops.convert_to_numpy(variable)
+    return float((values == 0).mean()) if values.size else 0.0

@@ -1,0 +1,183 @@
+"""A compression recipe: what ``kerascnn compress`` does to a trained model, checked before
+any work, and the callback that does it during fine-tuning.
+
+With both pruning and sharing, the epochs split as Deep Compression does it: the first half
+prunes (the sparsity rising over the first two thirds of those steps, then held) and
+retrains; then each layer is clustered and the second half fine-tunes the shared weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import keras
+
+from kerascnn.compression import lowrank, pruning, sharing
+from kerascnn.errors import InvalidArgumentError
+from kerascnn.export import QUANTIZE_MODES
+
+SCOPES = ("layer", "global")
+# The pruning phase's fraction over which the sparsity rises; the rest retrains at the final.
+RAMP_FRACTION = 2 / 3
+# Mask updates over the ramp (Zhu & Gupta's pruning frequency, as a count).
+PRUNING_UPDATES = 20
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """``prune``: the final sparsity (None: no pruning); ``initial_sparsity``: where the
+    schedule starts; ``scope``: ``layer`` or ``global`` magnitudes; ``structured``: whole
+    filters; ``cluster_bits``: weight sharing's codebook size (None: none); ``low_rank``:
+    the rank fraction Dense layers are factored to (None: none); ``quantize``: the TFLite
+    modes exported beside float32."""
+
+    prune: float | None = None
+    initial_sparsity: float = 0.0
+    scope: str = "layer"
+    structured: bool = False
+    cluster_bits: int | None = None
+    low_rank: float | None = None
+    quantize: tuple[str, ...] = ()
+
+    def check(self, epochs: int) -> Recipe:
+        if self.prune is None and self.cluster_bits is None and self.low_rank is None:
+            raise InvalidArgumentError(
+                "nothing to do: give --prune SPARSITY, --cluster BITS or --low-rank FRACTION"
+            )
+        if self.low_rank is not None:
+            lowrank.check_rank_fraction(self.low_rank)
+        if self.prune is not None:
+            pruning.check_sparsity(self.prune, "--prune")
+            pruning.check_sparsity(self.initial_sparsity, "initial sparsity")
+            if self.initial_sparsity > self.prune:
+                raise InvalidArgumentError(
+                    f"initial sparsity {self.initial_sparsity} exceeds --prune {self.prune}"
+                )
+        elif self.structured:
+            raise InvalidArgumentError("--structured needs --prune SPARSITY")
+        if self.scope not in SCOPES:
+            raise InvalidArgumentError(f"scope must be one of {', '.join(SCOPES)}")
+        if self.structured and self.scope == "global":
+            raise InvalidArgumentError("structured pruning ranks filters per layer; drop --global")
+        if self.cluster_bits is not None:
+            sharing.check_bits(self.cluster_bits)
+        unknown = [mode for mode in self.quantize if mode not in QUANTIZE_MODES[1:]]
+        if unknown:
+            raise InvalidArgumentError(
+                f"unknown quantisation {', '.join(unknown)}; choose from "
+                f"{', '.join(QUANTIZE_MODES[1:])}"
+            )
+        if self.prune is not None and self.cluster_bits is not None and epochs < 2:
+            raise InvalidArgumentError(
+                "pruning and sharing fine-tune in turn: give at least --epochs 2"
+            )
+        return self
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "quantize": list(self.quantize)}
+
+
+@dataclass(frozen=True)
+class Phases:
+    """When each part happens, in optimiser steps and epochs."""
+
+    prune_begin: int
+    prune_end: int
+    frequency: int
+    cluster_epoch: int | None  # the epoch (from 0) at whose start the kernels are clustered
+    settled_epoch: int  # the first epoch (from 1) whose end has the final compressed weights
+
+
+def plan_phases(recipe: Recipe, epochs: int, steps_per_epoch: int) -> Phases:
+    prune_epochs = (
+        0 if recipe.prune is None else epochs if recipe.cluster_bits is None else epochs // 2
+    )
+    ramp = max(1, math.floor(RAMP_FRACTION * prune_epochs * steps_per_epoch))
+    cluster_epoch = None if recipe.cluster_bits is None else prune_epochs
+    settled = cluster_epoch + 1 if cluster_epoch is not None else math.ceil(ramp / steps_per_epoch)
+    return Phases(
+        prune_begin=0,
+        prune_end=ramp,
+        frequency=max(1, ramp // PRUNING_UPDATES),
+        cluster_epoch=cluster_epoch,
+        settled_epoch=max(1, settled),
+    )
+
+
+class Compress(keras.callbacks.Callback):
+    """Prunes on the schedule and ties shared weights, after every optimiser step.
+
+    ``sparsity_at`` records the scheduled sparsity at each step where the masks changed, so
+    a test (or a user) can check it against the schedule."""
+
+    def __init__(self, recipe: Recipe, phases: Phases, targets: list[pruning.Target]):
+        super().__init__()
+        self.recipe, self.phases, self.targets = recipe, phases, targets
+        self.step = 0
+        self.masks: dict[str, tuple] = {}
+        self.sparsity: float | None = None
+        self.shared: list[sharing.SharedKernel] = []
+        self.sparsity_at: dict[int, float] = {}
+
+    def scheduled(self, step: int) -> float:
+        recipe, phases = self.recipe, self.phases
+        return pruning.polynomial_sparsity(
+            step,
+            recipe.initial_sparsity,
+            recipe.prune,
+            phases.prune_begin,
+            phases.prune_end,
+            phases.frequency,
+        )
+
+    def on_train_begin(self, logs=None):
+        self._update_masks()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.phases.cluster_epoch and not self.shared:
+            getattr(self.model, "jax_state_sync", lambda: None)()
+            self.shared = sharing.share_weights(self.targets, self.recipe.cluster_bits)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.step += 1
+        # Under JAX, fit keeps the weights outside the variables between steps: bring them
+        # back before reading (the next step then starts from what is assigned here).
+        getattr(self.model, "jax_state_sync", lambda: None)()
+        if self.shared:
+            sharing.retie(self.shared)  # pruned weights are the pinned code 0
+            return
+        self._update_masks()
+
+    def _update_masks(self) -> None:
+        if self.recipe.prune is None:
+            return
+        sparsity = self.scheduled(self.step)
+        if sparsity != self.sparsity and sparsity > 0:
+            self.masks = pruning.magnitude_masks(
+                self.targets, sparsity, self.recipe.scope, self.recipe.structured
+            )
+            self.sparsity = self.sparsity_at[self.step] = sparsity
+        pruning.apply_masks(self.targets, self.masks)
+
+
+class SettledCheckpoints(keras.callbacks.Callback):
+    """Keeps the run's ``Checkpoints`` from choosing an epoch before the compression is
+    final (an unpruned epoch would score best and undo it): earlier epochs write
+    ``last.keras`` only."""
+
+    def __init__(self, checkpoints, settled_epoch: int):
+        super().__init__()
+        self.checkpoints, self.settled_epoch = checkpoints, settled_epoch
+
+    def set_model(self, model):
+        super().set_model(model)
+        self.checkpoints.set_model(model)
+
+    def on_train_begin(self, logs=None):
+        self.checkpoints.on_train_begin(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 < self.settled_epoch:
+            logs = {k: v for k, v in (logs or {}).items() if k != self.checkpoints.monitor}
+        self.checkpoints.on_epoch_end(epoch, logs)

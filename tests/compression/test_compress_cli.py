@@ -1,0 +1,135 @@
+"""``kerascnn compress`` end to end on a LeNet-5 run (a new run and export, sizes that are
+the files' own, shared layers with at most 2**bits values once exported, TFLite parity), and
+the one-line errors of bad input, with nothing written."""
+
+import gzip
+import json
+import math
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kerascnn.cli import main
+from kerascnn.export.saved_model import export_saved_model
+from kerascnn.export.tflite import convert_tflite
+from kerascnn.models import create_model
+
+BITS = 3
+SPARSITY = 0.5
+
+
+def one_line_error(args, tmp_path):
+    out = ["--output-dir", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "sm")]
+    result = CliRunner().invoke(main, ["compress", *args, *out])
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("Error: ")
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "sm").exists()
+    return result.stderr
+
+
+@pytest.fixture(scope="module")
+def untrained(tmp_path_factory):
+    """A LeNet-5 .keras file with the metadata an export has (enough to plan a compression)."""
+    directory = tmp_path_factory.mktemp("untrained")
+    create_model("lenet5", num_classes=10).save(directory / "model.keras")
+    (directory / "metadata.json").write_text(json.dumps({"model": "lenet5", "dataset": "digits"}))
+    return directory
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--prune", "1.0"], "--prune must be in [0, 1)"),
+        (["--prune", "-0.1"], "--prune must be in [0, 1)"),
+        (["--cluster", "9"], "from 1 to 8"),
+        (["--cluster", "0"], "from 1 to 8"),
+        ([], "nothing to do"),
+        (["--prune", "0.5", "--quantize", "int4"], "unknown quantisation int4"),
+        (["--low-rank", "0"], "--low-rank must be in (0, 1]"),
+        (["--low-rank", "1.5"], "--low-rank must be in (0, 1]"),
+    ],
+)
+def test_bad_recipes_are_one_line_errors(untrained, tmp_path, args, expected):
+    assert expected in one_line_error([str(untrained), *args], tmp_path)
+
+
+def test_an_artifact_that_cannot_be_fine_tuned_is_refused(tmp_path):
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(10, "softmax")]
+    )
+    export_saved_model(model, tmp_path / "plain")
+    (tmp_path / "model.tflite").write_bytes(convert_tflite(tmp_path / "plain"))
+    message = one_line_error([str(tmp_path / "model.tflite"), "--prune", "0.5"], tmp_path)
+    assert "cannot be fine-tuned" in message
+
+
+def test_a_model_with_nothing_prunable_is_refused(tmp_path):
+    model = keras.Sequential(
+        [keras.Input((8, 8, 1)), keras.layers.GlobalAveragePooling2D(), keras.layers.Softmax()]
+    )
+    model.save(tmp_path / "pool.keras")
+    assert "nothing to prune" in one_line_error(
+        [str(tmp_path / "pool.keras"), "--prune", "0.5"], tmp_path
+    )
+
+
+@pytest.fixture(scope="module")
+def compressed(tmp_path_factory):
+    """A 1-epoch LeNet-5 run on digits, pruned to 50% and shared on 3 bits over 2 epochs."""
+    root = tmp_path_factory.mktemp("compress")
+    out = ["--output-dir", str(root / "runs"), "--export-dir", str(root / "sm")]
+    trained = CliRunner().invoke(main, ["train", "--epochs", "1", "--run-name", "src", *out])
+    assert trained.exit_code == 0, trained.output
+    args = ["compress", str(root / "runs" / "src"), "--prune", str(SPARSITY)]
+    args += ["--cluster", str(BITS), "--quantize", "int8", "--epochs", "2", *out]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return root, result.stdout
+
+
+@pytest.mark.slow
+def test_compress_writes_a_run_and_an_export_measured_against_the_source(compressed, tmp_path):
+    root, stdout = compressed
+    run, export = root / "runs" / "src-compressed", root / "sm" / "src-compressed"
+    for name in ("model.keras", "metrics.json", "config.yaml", "compression.yaml", "logs"):
+        assert (run / name).exists(), name
+    report = json.loads((run / "compression.json").read_text())
+    assert "int8 TFLite, compressed" in stdout and "Deep Compression storage estimate" in stdout
+    # The sizes are those of the files shipped.
+    for row, name in zip(report["files"][1:], ("model.tflite", "model_int8.tflite"), strict=True):
+        data = (export / name).read_bytes()
+        assert row["bytes"] == len(data)
+        assert row["gzip_bytes"] == len(gzip.compress(data, compresslevel=9))
+    # The exported model is pruned and shared: checked on its weights.
+    exported = keras.saving.load_model(export / "model.keras")
+    for row in report["layers"]:
+        kernel = keras.ops.convert_to_numpy(exported.get_layer(row["layer"]).kernel)
+        assert (kernel == 0).sum() == math.floor(SPARSITY * kernel.size)
+        assert np.unique(kernel).size <= 2**BITS
+    # The compressed TFLite files agree with the compressed Keras model (export thresholds).
+    parity = json.loads((export / "metadata.json").read_text())["parity"]
+    assert parity["tflite"]["top1_agreement"] == 1.0
+    assert parity["tflite_int8"]["top1_agreement"] >= 0.98
+    assert report["accuracy"]["change_points"] == pytest.approx(
+        100 * (report["accuracy"]["compressed"] - report["accuracy"]["source"])
+    )
+    # Compressing again into the same run name is refused, and the run is left as it was.
+    before = (run / "compression.json").read_bytes()
+    result = CliRunner().invoke(
+        main,
+        [
+            "compress",
+            str(root / "runs" / "src"),
+            "--prune",
+            "0.5",
+            "--output-dir",
+            str(root / "runs"),
+            "--export-dir",
+            str(root / "sm"),
+        ],
+    )
+    assert result.exit_code == 2 and "already exists" in result.stderr
+    assert (run / "compression.json").read_bytes() == before
