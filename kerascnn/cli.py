@@ -28,10 +28,11 @@ from kerascnn.export import FORMATS, QUANTIZE_MODES, export_trained
 from kerascnn.export.saved_model import DEFAULT_TOP_K
 from kerascnn.inspection.report import write_report
 from kerascnn.models import list_models, model_info
-from kerascnn.training.config import OutputConfig, flat_fields, flat_hints
+from kerascnn.training.config import OutputConfig, TrainConfig, flat_fields, flat_hints
 from kerascnn.training.distribute import resolve_cluster
 from kerascnn.training.recipes import list_recipes, resolve_config
 from kerascnn.training.tensorboard import tensorboard_command
+from kerascnn.tuning import METHODS, plan_refined, plan_search, run_search
 
 USER_ERROR = 2
 # Raised for a group invoked without a command (click 8.2+).
@@ -168,11 +169,7 @@ def train(config_file, report, coordinator, num_workers, worker_index, **flags):
     checkpoints, config.yaml and metrics.json under runs/<run-name>/, and model.keras, a
     SavedModel (1/) and model.tflite under saved_models/<run-name>/.
     """
-    config = resolve_config(flags.pop("recipe"), config_file)
-    model_options = flags.pop("model_options")
-    if model_options:
-        flags["model_options"] = {**config.model_options, **parse_options(model_options)}
-    config = config.updated(**flags)
+    config = config_from_flags(config_file, flags)
     cluster = None
     if config.distribution.strategy == "multi-worker":
         cluster = resolve_cluster(coordinator, num_workers, worker_index)
@@ -180,6 +177,15 @@ def train(config_file, report, coordinator, num_workers, worker_index, **flags):
     print_summary(outcome)
     if report:
         click.echo(f"  {'report':<20} {write_report(outcome.result.run_dir)}")
+
+
+def config_from_flags(config_file: str | None, flags: dict) -> TrainConfig:
+    """Defaults < recipe < ``--config FILE`` < flags."""
+    config = resolve_config(flags.pop("recipe"), config_file)
+    model_options = flags.pop("model_options")
+    if model_options:
+        flags["model_options"] = {**config.model_options, **parse_options(model_options)}
+    return config.updated(**flags)
 
 
 def print_summary(outcome) -> None:
@@ -634,6 +640,114 @@ def tensorboard(runs_dir, port):
         return subprocess.call(tensorboard_command(runs_dir, port))
     except KeyboardInterrupt:
         return 0
+
+
+# -- training science: search, range test, ensembles -------------------------------------
+
+
+@main.command(cls=Command)
+@config_options
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="YAML file of the base settings; flags override it.",
+)
+@click.option(
+    "--search",
+    "space",
+    multiple=True,
+    metavar="FIELD=KIND:ARGS",
+    help="A searched field: log:LOW:HIGH, uniform:LOW:HIGH, int:LOW:HIGH or choice:A,B,C "
+    "(repeatable).",
+)
+@click.option("--method", type=click.Choice(METHODS), default="random", show_default=True)
+@click.option(
+    "--trials",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Trials (hyperband: set by --epochs).",
+)
+@click.option("--name", help="The search: OUTPUT_DIR/tune/NAME. [required unless --refine]")
+@click.option("--refine", metavar="NAME", help="Search again around NAME's best trials.")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="--refine: how many of the best trials the narrowed ranges span.",
+)
+def tune(config_file, space, method, trials, name, refine, top, **flags):
+    """Search hyperparameters: each trial an ordinary run under runs/tune/NAME/trial-NN,
+    chosen by KerasTuner (random, grid, Bayesian or Hyperband), best first by validation
+    accuracy; writes best.yaml for `kerascnn-train --config`. Running the same command again
+    continues a killed search."""
+    if refine:
+        given = [k for k, v in flags.items() if v not in (None, ()) and k not in REFINE_FLAGS]
+        if space or config_file or given:
+            raise click.UsageError(
+                "--refine takes the base settings and the space from the search it refines; "
+                "give only --top, --trials, --epochs, --method, --name or --output-dir"
+            )
+        plan = plan_refined(
+            refine,
+            top=top,
+            name=name,
+            output_dir=flags["output_dir"] or OutputConfig().output_dir,
+            method=method,
+            trials=trials,
+            epochs=flags["epochs"],
+            overwrite=bool(flags["overwrite"]),
+        )
+    else:
+        if not name:
+            raise click.UsageError("give the search a --name (its directory under tune/)")
+        plan = plan_search(
+            config_from_flags(config_file, flags),
+            space,
+            name=name,
+            method=method,
+            trials=trials,
+            overwrite=bool(flags["overwrite"]),
+        )
+    click.echo(f"search {plan.name} ({plan.method}) in {plan.directory}")
+    for dimension in plan.space:
+        click.echo(f"  {dimension.spec()}")
+    result = run_search(plan, notify=click.echo)
+    print_search(result)
+
+
+REFINE_FLAGS = ("epochs", "output_dir", "overwrite")
+
+
+def print_search(result) -> None:
+    fields = [d.field for d in result.space]
+    rows = [("", "trial", *fields, "validation", "test", "epochs")]
+    for rank, row in enumerate(result.rows, 1):
+        done = row.status == "completed"
+        rows.append(
+            (
+                str(rank) if done else "-",
+                row.trial_id,
+                *(_cell(row.values.get(f)) for f in fields),
+                f"{100 * row.validation_accuracy:.2f}%" if done else row.status,
+                f"{100 * row.test_accuracy:.2f}%" if done else "",
+                str(row.epochs) if done else "",
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    click.echo("")
+    for r in rows:
+        click.echo("  ".join(f"{c:>{w}}" for c, w in zip(r, widths, strict=True)).rstrip())
+    click.echo("")
+    if result.best_config:
+        click.echo(f"  best        {result.best_config}   (kerascnn-train --config ...)")
+    click.echo(f"  trials      {result.directory}   (tensorboard --logdir {result.directory})")
+
+
+def _cell(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 train = main.command(cls=Command)(train)

@@ -29,6 +29,7 @@ LAYERS = (
     ("models", "data", "plotting"),
     ("runtime", "evaluation"),
     ("training", "export", "inspection", "benchmark"),
+    ("tuning", "ensemble"),
     ("application",),
     ("cli", "kerascnn"),
 )
