@@ -28,6 +28,7 @@ from kerascnn.export import FORMATS, QUANTIZE_MODES, export_trained
 from kerascnn.export.saved_model import DEFAULT_TOP_K
 from kerascnn.inspection.report import write_report
 from kerascnn.models import list_models, model_info
+from kerascnn.training import lr_find as lr_find_module
 from kerascnn.training.config import OutputConfig, TrainConfig, flat_fields, flat_hints
 from kerascnn.training.distribute import resolve_cluster
 from kerascnn.training.recipes import list_recipes, resolve_config
@@ -719,6 +720,46 @@ def tune(config_file, space, method, trials, name, refine, top, **flags):
 
 
 REFINE_FLAGS = ("epochs", "output_dir", "overwrite")
+
+
+@main.command("lr-find", cls=Command)
+@config_options
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML settings.")
+@click.option("--steps", type=click.IntRange(min=10), default=200, show_default=True)
+@click.option(
+    "--start", type=click.FloatRange(min=0, min_open=True), default=1e-7, show_default=True
+)
+@click.option("--end", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True)
+def lr_find(config_file, steps, start, end, **flags):
+    """The learning-rate range test (Smith 2017): the rate grows exponentially over --steps
+    batches from --start to --end while the loss is recorded; writes lr_find.png and
+    lr_find.json under OUTPUT_DIR/lr-find/RUN_NAME and suggests a rate. Nothing is trained
+    for keeps: no weights are written."""
+    if start >= end:
+        raise click.BadParameter(f"--start {start:g} must be below --end {end:g}")
+    config = config_from_flags(config_file, flags)
+    name = config.output.run_name or config.model
+    click.echo(
+        f"range test: {config.model} on {config.dataset}, {start:g} to {end:g} over {steps} batches"
+    )
+    test = lr_find_module.range_test(config, start=start, end=end, steps=steps)
+    picture, _ = lr_find_module.write(
+        test,
+        Path(config.output.output_dir) / "lr-find" / name,
+        f"{config.model} on {config.dataset}",
+    )
+    if test.stopped_early:
+        click.echo(
+            f"  stopped after {len(test.losses)} batches: the loss exploded at "
+            f"{test.learning_rates[-1]:.1e}"
+        )
+    click.echo(f"  suggested learning rate {test.steepest:.1e}   (steepest descent of the loss)")
+    click.echo(f"  minimum / 10            {test.minimum_over_10:.1e}")
+    if not test.loss_fell:
+        click.echo(
+            "  warning: the loss never fell; the suggestions mean nothing (widen --start/--end)"
+        )
+    click.echo(f"  plot                    {picture}")
 
 
 def print_search(result) -> None:
