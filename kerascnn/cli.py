@@ -333,6 +333,8 @@ def evaluate(source, dataset, split, tta, crop_fraction, strict, label_offset, a
         f"images: accuracy {100 * metrics['accuracy']:.2f}% (top-1 error "
         f"{100 * metrics['top1_error']:.2f}%){top5}  loss {metrics['loss']:.4f}"
     )
+    for index, member in enumerate(metrics.get("members", ())):
+        click.echo(f"  member {index}: accuracy {100 * member['accuracy']:.2f}%")
     print_per_class(metrics["per_class"], metrics["confusion_matrix"])
 
 
@@ -789,6 +791,52 @@ def print_search(result) -> None:
 
 def _cell(value) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@main.command(cls=Command)
+@click.argument("members", nargs=-1, required=True, type=click.Path())
+@click.option("--name", required=True, help="The ensemble's run and export name.")
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False),
+    default=OutputConfig().output_dir,
+    show_default=True,
+)
+@click.option(
+    "--export-dir",
+    type=click.Path(file_okay=False),
+    default=OutputConfig().export_dir,
+    show_default=True,
+)
+@click.option("--export/--no-export", default=True, show_default=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing run and export.")
+def ensemble(members, name, output_dir, export_dir, export, overwrite):
+    """Average the class probabilities of MEMBERS (run directories or .keras files with the
+    same class names; architectures and input sizes may differ) into one model, saved as
+    the run OUTPUT_DIR/NAME and exported like a trained one."""
+    outcome = application.make_ensemble(
+        members,
+        name=name,
+        output_dir=output_dir,
+        export_dir=export_dir,
+        export=export,
+        overwrite=overwrite,
+    )
+    test = outcome.metrics.get("test")
+    if test:
+        for index, member in enumerate(test["members"]):
+            source = outcome.metadata["members"][index]["source"]
+            click.echo(f"  member {index}  test accuracy {100 * member['accuracy']:.2f}%  {source}")
+        click.echo(
+            f"  members  mean {100 * test['member_accuracy_mean']:.2f}%  "
+            f"std {100 * test['member_accuracy_std']:.2f}%"
+        )
+        click.echo(f"  ensemble test accuracy {100 * test['accuracy']:.2f}%")
+    click.echo(f"  run      {outcome.run_dir}   (model.keras, metrics.json)")
+    if outcome.export is not None:
+        click.echo(f"  export   {outcome.export.directory}")
+        for kind, parity in outcome.export.parity.items():
+            click.echo(f"  parity {kind:<16} {parity_line(parity)}")
 
 
 train = main.command(cls=Command)(train)
