@@ -179,3 +179,27 @@ def test_refine_narrows_around_the_best_trials_and_checks_top(search):
     assert batch.choices == (best["batch_size"],)
     with pytest.raises(KerasCNNError, match="--top"):
         plan_refined("tiny", top=3, output_dir=str(root))
+
+
+@pytest.mark.parametrize(
+    ("method", "oracle"),
+    [
+        ("random", "RandomSearchOracle"),
+        ("grid", "GridSearchOracle"),
+        ("bayesian", "BayesianOptimizationOracle"),
+        ("hyperband", "HyperbandOracle"),
+    ],
+)
+def test_each_method_is_a_keras_tuner_oracle_over_the_space(method, oracle, tmp_path):
+    space = [parse_dimension(text) for text in SPACE]
+    plan = search_module.SearchPlan(
+        "s", tmp_path, method, 3, 4, space, TrainConfig(epochs=4), dataset=None
+    )
+    made = search_module.make_oracle(plan)
+    assert type(made).__name__ == oracle
+    assert made.objective.name == "val_accuracy" and made.objective.direction == "max"
+    assert sorted(p.name for p in made.hyperparameters.space) == ["batch_size", "learning_rate"]
+    if method == "hyperband":
+        assert made.max_epochs == 4  # --epochs is the longest trial
+    else:
+        assert made.max_trials == 3
