@@ -142,9 +142,8 @@ def plan_search(
         raise InvalidArgumentError(f"unknown --method {method!r}; choose one of {METHODS}")
     if trials < 1:
         raise InvalidArgumentError(f"--trials must be at least 1; received {trials}")
-    dimensions = [d if isinstance(d, Dimension) else None for d in space]
-    if None in dimensions:
-        dimensions = parse_space(space)
+    given = list(space)
+    dimensions = given if all(isinstance(d, Dimension) for d in given) else parse_space(given)
     if not dimensions:
         raise InvalidArgumentError("give at least one --search FIELD=KIND:ARGUMENTS")
     directory = search_directory(base.output.output_dir, name)
