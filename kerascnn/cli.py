@@ -672,6 +672,13 @@ def tensorboard(runs_dir, port):
     show_default=True,
     help="Trials (hyperband: set by --epochs).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Trials at once, each in its own process (KerasTuner's distributed mode).",
+)
 @click.option("--name", help="The search: OUTPUT_DIR/tune/NAME. [required unless --refine]")
 @click.option("--refine", metavar="NAME", help="Search again around NAME's best trials.")
 @click.option(
@@ -681,7 +688,7 @@ def tensorboard(runs_dir, port):
     show_default=True,
     help="--refine: how many of the best trials the narrowed ranges span.",
 )
-def tune(config_file, space, method, trials, name, refine, top, **flags):
+def tune(config_file, space, method, trials, workers, name, refine, top, **flags):
     """Search hyperparameters: each trial an ordinary run under runs/tune/NAME/trial-NN,
     chosen by KerasTuner (random, grid, Bayesian or Hyperband), best first by validation
     accuracy; writes best.yaml for `kerascnn-train --config`. Running the same command again
@@ -717,7 +724,7 @@ def tune(config_file, space, method, trials, name, refine, top, **flags):
     click.echo(f"search {plan.name} ({plan.method}) in {plan.directory}")
     for dimension in plan.space:
         click.echo(f"  {dimension.spec()}")
-    result = run_search(plan, notify=click.echo)
+    result = run_search(plan, notify=click.echo, workers=workers)
     print_search(result)
 
 

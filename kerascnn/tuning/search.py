@@ -21,7 +21,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -287,23 +292,87 @@ class TrainingTuner(keras_tuner.engine.base_tuner.BaseTuner):
         write_results(self.plan)
 
 
-def run_search(plan: SearchPlan, notify: Callable[[str], None] | None = None) -> SearchResult:
-    """Run the search, or continue the one of that name; returns the trials best first."""
+def run_search(
+    plan: SearchPlan, notify: Callable[[str], None] | None = None, *, workers: int = 1
+) -> SearchResult:
+    """Run the search, or continue the one of that name; returns the trials best first.
+
+    With ``workers`` > 1, KerasTuner's distributed mode on this machine: this process holds
+    the oracle (the chief) and ``workers`` processes (``kerascnn.tuning.worker``) each run
+    trials as it hands them out."""
     notify = notify or (lambda line: None)
     if plan.overwrite and plan.directory.exists():
         shutil.rmtree(plan.directory)
     if not (plan.directory / SEARCH_FILE).is_file():
         plan.directory.mkdir(parents=True, exist_ok=True)
         write_yaml(plan.directory / SEARCH_FILE, plan.record())
-    tuner = TrainingTuner(plan, notify)
-    finished = [t for t in tuner.oracle.trials.values() if t.status != "RUNNING"]
-    if finished:
-        notify(f"continuing search {plan.name}: {plural(len(finished), 'finished trial')} kept")
-    tuner.search(verbose=0)
+    if workers > 1:
+        finished = run_parallel(plan, workers, notify)
+    else:
+        tuner = TrainingTuner(plan, notify)
+        finished = _announce_finished(tuner, plan, notify)
+        tuner.search(verbose=0)
     rows = write_results(plan)
     best = plan.directory / "best.yaml"
     return SearchResult(
-        plan.directory, plan.space, rows, best if best.is_file() else None, len(finished)
+        plan.directory, plan.space, rows, best if best.is_file() else None, finished
+    )
+
+
+def _announce_finished(tuner: TrainingTuner, plan: SearchPlan, notify) -> int:
+    finished = [t for t in tuner.oracle.trials.values() if t.status != "RUNNING"]
+    if finished:
+        notify(f"continuing search {plan.name}: {plural(len(finished), 'finished trial')} kept")
+    return len(finished)
+
+
+def run_parallel(plan: SearchPlan, workers: int, notify: Callable[[str], None]) -> int:
+    """The chief's oracle served from a thread of this process, ``workers`` worker processes
+    on the loopback interface; returns when they have all exited."""
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = {"KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(port)}
+    saved = {key: os.environ.get(key) for key in [*address, "KERASTUNER_TUNER_ID"]}
+    os.environ.update(address, KERASTUNER_TUNER_ID="chief")
+    try:
+        chief = TrainingTuner(plan, notify)
+        finished = _announce_finished(chief, plan, notify)
+        # A daemon thread: if every worker has exited, nothing waits on the server any more.
+        threading.Thread(target=chief.search, kwargs={"verbose": 0}, daemon=True).start()
+        command = [sys.executable, "-m", "kerascnn.tuning.worker", str(plan.directory)]
+        processes = [
+            subprocess.Popen(command, env={**os.environ, "KERASTUNER_TUNER_ID": f"worker{i}"})
+            for i in range(workers)
+        ]
+        failed = [i for i, process in enumerate(processes) if process.wait() != 0]
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    if failed:
+        raise RuntimeError(f"search workers {failed} failed (their errors are above)")
+    return finished
+
+
+def load_plan(directory: Path) -> SearchPlan:
+    """The plan of the search in ``directory`` (``search.yaml``), its dataset loaded: what a
+    worker process runs."""
+    record = read_yaml(directory / SEARCH_FILE)
+    base = TrainConfig.from_dict(record["base"], source=str(directory / SEARCH_FILE))
+    base = base.updated(output_dir=str(directory.parent.parent))
+    return SearchPlan(
+        directory.name,
+        directory,
+        record["method"],
+        record["trials"],
+        record["epochs"],
+        [_dimension(d) for d in record["space"]],
+        base,
+        plan_training(base).dataset,
+        record["refined_from"],
     )
 
 

@@ -203,3 +203,17 @@ def test_each_method_is_a_keras_tuner_oracle_over_the_space(method, oracle, tmp_
         assert made.max_epochs == 4  # --epochs is the longest trial
     else:
         assert made.max_trials == 3
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_trials_of_one_search(tmp_path):
+    """KerasTuner's distributed mode on one machine: the oracle in this process, two worker
+    processes; every trial runs once, in its own run directory."""
+    base = TrainConfig(model="lenet5", epochs=1, output_dir=str(tmp_path))
+    plan = plan_search(base, SPACE, name="parallel", trials=2)
+    result = run_search(plan, workers=2)
+    assert sorted(row.trial_id for row in result.rows) == ["0", "1"]
+    assert all(row.status == "completed" for row in result.rows)
+    runs = sorted(p.name for p in plan.directory.glob("trial-*"))
+    assert runs == ["trial-00", "trial-01"]
+    assert (plan.directory / "best.yaml").is_file()
