@@ -156,7 +156,7 @@ def make_ensemble(
     ``output_dir/name`` with its test figures (the ensemble's and each member's), then
     exported to ``export_dir/name`` with a parity check, as a trained run is."""
     run_dir, destination = Path(output_dir) / name, Path(export_dir) / name
-    ensemble.prepare_ensemble_dir(run_dir, overwrite)
+    ensemble.check_ensemble_dir(run_dir, overwrite)
     if export and destination.exists() and not overwrite:
         raise InvalidArgumentError(
             f"export directory {destination} already exists; choose another --name or pass "

@@ -146,7 +146,7 @@ def split_metrics(model: keras.Model, split: Split, input_shape: Sequence[int]) 
     }
 
 
-def prepare_ensemble_dir(run_dir: Path, overwrite: bool) -> None:
+def check_ensemble_dir(run_dir: Path, overwrite: bool) -> None:
     """Refuse an existing directory unless ``overwrite`` (checked before anything is written;
     the directory is made when the model is saved)."""
     if run_dir.exists() and not overwrite:
