@@ -27,6 +27,18 @@ def test_the_suggestion_is_where_the_loss_falls_fastest():
     assert fell
 
 
+def test_a_wobble_in_the_first_batches_is_not_the_steepest_descent():
+    """ResNet-20's curve on digits began 3.56, 3.40, 3.45 (a dip of the barely smoothed loss
+    at 1e-7) before its real descent around 1e-3."""
+    rates = list(np.logspace(-7, 0, 141))
+    x = np.log10(rates)
+    losses = 3.5 - np.tanh(x + 3) + np.where(x > -1, 50 * (x + 1) ** 2, 0)
+    losses[1] -= 0.2  # the wobble: a steeper per-point slope than anywhere in the descent
+    assert np.argmin(np.gradient(losses[:100], x[:100])) < 3  # a per-point slope picks it
+    steepest, _, _ = suggest(rates, list(losses))
+    assert 3e-4 < steepest < 3e-3
+
+
 def test_smoothing_is_bias_corrected():
     assert smooth([3.0, 3.0, 3.0]) == pytest.approx([3.0, 3.0, 3.0])
 
