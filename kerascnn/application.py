@@ -18,7 +18,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from kerascnn import compression, plotting
+from kerascnn import compression, ensemble, plotting
 from kerascnn.adversarial import Attack, Robustness, evaluate_robustness
 from kerascnn.data import load_dataset, split_arrays
 from kerascnn.data.config import DataConfig
@@ -126,6 +126,11 @@ def evaluate(
         dataset or artifact.metadata.get("dataset") or "digits", **data.source_options()
     )
     metrics = evaluate_artifact_views(artifact, found.split(split), tta, crop_fraction)
+    if artifact.kind == "keras" and artifact.metadata.get("members"):  # an ensemble
+        members = ensemble.split_metrics(
+            artifact.keras_model, found.split(split), artifact.input_shape
+        )
+        metrics["members"] = members["members"]
     return {
         "tta": tta,
         "artifact": str(artifact.path),
@@ -241,6 +246,56 @@ def log_robustness(result: Robustness, log_dir: Path) -> None:
             for epsilon, value in zip(result.epsilons, result.worst_case, strict=True):
                 tf.summary.scalar("attack/robust_accuracy", value, step=int(epsilon))
     writer.close()
+
+
+@dataclass
+class EnsembleOutcome:
+    run_dir: Path
+    metadata: dict[str, Any]
+    metrics: dict[str, Any]
+    export: ExportResult | None
+
+
+def make_ensemble(
+    sources: Sequence[str | Path],
+    *,
+    name: str,
+    output_dir: str | Path = "runs",
+    export_dir: str | Path = "saved_models",
+    export: bool = True,
+    overwrite: bool = False,
+) -> EnsembleOutcome:
+    """``kerascnn ensemble``: the members checked, averaged into one model saved as the run
+    ``output_dir/name`` with its test figures (the ensemble's and each member's), then
+    exported to ``export_dir/name`` with a parity check, as a trained run is."""
+    run_dir, destination = Path(output_dir) / name, Path(export_dir) / name
+    ensemble.check_ensemble_dir(run_dir, overwrite)
+    if export and destination.exists() and not overwrite:
+        raise InvalidArgumentError(
+            f"export directory {destination} already exists; choose another --name or pass "
+            f"--overwrite"
+        )
+    built = ensemble.build_ensemble(ensemble.load_members(sources), name)
+    metrics = ensemble.save_ensemble(built, run_dir, overwrite)
+    exported = None
+    if export:
+        images = None
+        if built.metadata.get("dataset"):
+            height, width, channels = built.metadata["input_shape"]
+            images, _ = split_arrays(
+                load_dataset(built.metadata["dataset"]).test,
+                image_size=(height, width),
+                channels=channels,
+                limit=PARITY_LIMIT,
+            )
+        exported = export_model(
+            built.model,
+            destination,
+            metadata={**built.metadata, "run": str(run_dir), "metrics": metrics},
+            parity_images=images,
+            overwrite=overwrite,
+        )
+    return EnsembleOutcome(run_dir, built.metadata, metrics, exported)
 
 
 @dataclass

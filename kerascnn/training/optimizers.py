@@ -67,6 +67,24 @@ class OptimizationConfig:
     decay_bias_and_norm: bool = setting(
         True, "Decay biases and normalisation parameters too.", flag="switch"
     )
+    ema: float | None = setting(
+        None,
+        "Average the weights, EMA with this decay; evaluated and exported averaged.",
+        low=0,
+        high=1,
+        low_open=True,
+        high_open=True,
+        shown="off",
+        metavar="DECAY",
+    )
+    swa_epochs: int | None = setting(
+        None,
+        "Stochastic weight averaging over the last N epochs (batch-norm statistics "
+        "recomputed); evaluated and exported averaged.",
+        low=1,
+        shown="off",
+        metavar="N",
+    )
     # Further keyword arguments of the Keras optimiser, e.g. {rho: 0.9, epsilon: 1.0}.
     optimizer_options: dict[str, Any] = setting(
         help="Further Keras optimiser arguments.", factory=dict, cli=False
@@ -76,12 +94,15 @@ class OptimizationConfig:
         check(self)
 
     def create(self, learning_rate: Any) -> keras.optimizers.Optimizer:
+        options = dict(self.optimizer_options)
+        if self.ema is not None:  # the Keras optimisers' own moving average of the weights
+            options.update(use_ema=True, ema_momentum=self.ema)
         return create_optimizer(
             self.optimizer,
             learning_rate,
             momentum=self.momentum,
             nesterov=self.nesterov,
-            options=self.optimizer_options,
+            options=options,
         )
 
 

@@ -34,7 +34,7 @@ from kerascnn.evaluation import evaluate_model, result_warnings
 from kerascnn.files import write_text_atomically
 from kerascnn.models import MODELS, ModelSpec, create_model
 from kerascnn.models.layers import activation_output
-from kerascnn.training import adversarial, batchnorm, distribute
+from kerascnn.training import adversarial, averaging, batchnorm, distribute
 from kerascnn.training import tensorboard as board
 from kerascnn.training.auxiliary import AuxiliaryLossModel, inference_model
 from kerascnn.training.callbacks import (
@@ -101,6 +101,7 @@ def plan_training(
     create_loss(loss_name, config.label_smoothing)
     if config.data.mixup or config.data.cutmix:
         check_mixing_loss(loss_name)
+    averaging.check(config.optimization.ema, config.optimization.swa_epochs, config.epochs)
     distribution = distribution or distribute.setup(config.distribution.strategy, cluster)
     distribute.check_batch_size(config.batch_size, distribution)
     height, width = config.image_size or spec.input_shape[:2]
@@ -296,6 +297,15 @@ def make_callbacks(run: Run) -> None:
             class_names=list(run.plan.dataset.class_names),
             distribution=run.plan.distribution,
         ),
+        # Before the checkpoints, so that they save the averaged weights (EMA).
+        *averaging.callbacks(
+            config.optimization.ema,
+            config.optimization.swa_epochs,
+            config.epochs,
+            run_dir / "checkpoints",
+            run.pipeline("train"),
+            run.steps_per_epoch,
+        ),
         run.checkpoints,
         run.backup,  # after the checkpoints, so the best value it saves is this epoch's
     ]
@@ -339,16 +349,17 @@ def fit(run: Run) -> None:
 
 
 def evaluate_best(run: Run) -> None:
-    """The best checkpoint's main head, its batch-norm statistics recomputed when
-    ``recompute_bn_stats`` says so, on every split (and the ``tta`` views of the test split),
-    saved with its softmax as ``model.keras``: the inference model.
+    """The best checkpoint's main head (the SWA model's, with ``--swa-epochs``), its
+    batch-norm statistics recomputed when ``recompute_bn_stats`` says so, on every split (and
+    the ``tta`` views of the test split), saved with its softmax as ``model.keras``: the
+    inference model.
 
     Each split's accuracies and cross-entropy are those ``kerascnn evaluate`` computes on the
     inference model (``kerascnn.evaluation``); ``loss`` beside them is the training criterion
     on the logits."""
+    final = averaging.final_checkpoint(run.run_dir / "checkpoints")
     # Not compiled on loading (compiled below): a Distiller's custom compile would warn.
-    best = keras.saving.load_model(run.run_dir / "checkpoints" / "best.keras", compile=False)
-    best = inference_model(best)
+    best = inference_model(keras.saving.load_model(final, compile=False))
     if run.config.mixed_precision:
         best = as_float32(best)
     run.batchnorm = recompute_batchnorm(run, best)
