@@ -76,7 +76,8 @@ def run_training(
     notes = []
     if finishing:  # the same command again, after a kill during the export
         result = load_result(run_dir)
-        notes.append("the run was complete: nothing trained, its export finished")
+        done = ", its export finished" if output.export else ""
+        notes.append(f"the run was complete: nothing trained{done}")
     else:
         if plan.distribution.is_chief:
             run_dir = prepare_run_dir(run_dir, output.overwrite, config.to_dict())

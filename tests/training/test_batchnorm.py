@@ -55,7 +55,7 @@ def test_auto_recomputes_runs_shorter_than_five_averaging_windows():
 # A network of each batch-norm family, sized to train 2 epochs on digits in seconds.
 FAMILIES = {
     "resnet": ("resnet20", None, {}),
-    "densenet": ("densenet_bc_100_12", (16, 16), {}),
+    "densenet": ("densenet_bc_100_12", (16, 16), {"blocks": (4, 4, 4)}),  # 3 dense blocks of 4
     "inception": ("bn_inception", (32, 32), {}),
     "mobilenet": ("mobilenet", (32, 32), {"alpha": 0.25}),
 }

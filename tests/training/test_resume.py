@@ -76,10 +76,16 @@ def test_sigkilled_run_resumes_at_its_last_completed_epoch(tmp_path):
     assert metrics["validation"]["accuracy"] == pytest.approx(max(history), abs=1e-4)
     assert not (run_dir / BACKUP).exists()
 
+    # The same command on the completed run trains nothing; other settings need --overwrite.
+    finished = (run_dir / "metrics.json").read_bytes()
     again = run(COMMAND, tmp_path)
-    assert again.returncode == 2
-    assert again.stderr.startswith("Error: ") and "completed run" in again.stderr
-    assert "--overwrite" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "the run was complete: nothing trained" in again.stdout
+    assert (run_dir / "metrics.json").read_bytes() == finished
+    changed = run([*COMMAND, "--seed", "1"], tmp_path)
+    assert changed.returncode == 2
+    assert changed.stderr.startswith("Error: ") and "completed run" in changed.stderr
+    assert "--overwrite" in changed.stderr and len(changed.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
