@@ -148,14 +148,15 @@ def fits_in_memory(
     side = max(height, width) * (base_scale or 1.0)
     aspect = 4 / 3 if base_scale else 1.0  # a typical photograph's longer side
     needed = len(split) * side * side * aspect * channels * 4
-    return needed <= CACHE_MEMORY_SHARE * total_memory()
+    return needed <= CACHE_MEMORY_SHARE * (machine_memory() or 4 << 30)
 
 
-def total_memory() -> int:
+def machine_memory() -> int | None:
+    """This machine's physical memory in bytes (None where the system does not say)."""
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
-        return 4 << 30
+        return None
 
 
 def image_converter(image_size: Sequence[int], channels: int):

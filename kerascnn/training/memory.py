@@ -8,12 +8,12 @@ a second instead of a ``ResourceExhaustedError`` from deep inside TensorFlow.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 
+from kerascnn.data.pipeline import machine_memory
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import create_model
 
@@ -56,14 +56,6 @@ def _output_values(layer: keras.layers.Layer) -> int:
         return sum(_output_values(inner) for inner in layer.layers)
     outputs = layer.output if isinstance(layer.output, list | tuple) else [layer.output]
     return sum(int(np.prod(t.shape[1:])) for t in outputs)
-
-
-def machine_memory() -> int | None:
-    """This machine's physical memory in bytes (None where the system does not say)."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, OSError, ValueError):
-        return None
 
 
 def check_fits(

@@ -616,9 +616,5 @@ def as_float32(model: keras.Model) -> keras.Model:
     return clone
 
 
-def _fresh(metric):
-    return metric if isinstance(metric, str) else metric.__class__.from_config(metric.get_config())
-
-
 def _plain(values: dict[str, Any]) -> dict[str, float]:
     return {key: round(float(value), 6) for key, value in values.items()}
