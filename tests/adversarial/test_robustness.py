@@ -4,11 +4,13 @@
 import json
 
 import keras
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from kerascnn.adversarial import Attack, evaluate_robustness
-from kerascnn.adversarial.robustness import table
+from kerascnn.adversarial import Attack, Attacker, evaluate_robustness
+from kerascnn.adversarial.attacks import logits_model
+from kerascnn.adversarial.robustness import random_targets, table
 from kerascnn.cli import main
 from kerascnn.data import load_dataset, split_arrays
 from kerascnn.export.saved_model import export_saved_model
@@ -75,6 +77,46 @@ def test_a_gradient_masked_model_is_flagged_not_reported(model, digits):
     assert "MASKED" in printed and "GRADIENT MASKING SUSPECTED" in printed
 
 
+def test_a_targeted_attack_reaches_its_targets(model, digits):
+    """Targeted PGD (the cross-entropy of the target descended) sends images to a random wrong
+    class, which the clean images almost never are; the untargeted label is broken as a
+    consequence, so the targeted row is a stronger claim than the untargeted one."""
+    _, (images, labels) = digits
+    attack = Attack("pgd", 32.0, 10, targeted=True)
+    targets = random_targets(labels, 10, seed=0)
+    assert not np.any(targets == labels)
+    attacker = Attacker(logits_model(model), attack)
+    clean_hits = np.mean(attacker.predict(images) == targets)
+    adversarial = attacker(images, labels, 32.0, targets)
+    assert np.abs(adversarial - images).max() <= 32.0 + 1e-3
+    hits = np.mean(attacker.predict(adversarial) == targets)
+    assert clean_hits < 0.05 and hits > clean_hits + 0.25, (clean_hits, hits)
+    result = evaluate_robustness(model, images, labels, attack, EPSILONS)
+    assert list(result.accuracy)[0] == "pgd-10 targeted"
+    assert result.accuracy["pgd-10 targeted"][-1] < result.clean_accuracy - 0.2
+
+
+def test_a_transfer_attack_is_weaker_than_white_box_and_unmasks_a_saturated_model(model, digits):
+    """``--surrogate``: images crafted on another model. Against the model itself a transfer
+    attack does no better than the white-box one; against the saturated copy of the same
+    network, whose cross-entropy has no gradient, the images crafted on the unsaturated
+    original break it while the white-box cross-entropy attack does not: flagged as masking."""
+    _, (images, labels) = digits
+    attack = Attack("pgd", 32.0, 10)
+    direct = evaluate_robustness(model, images, labels, attack, EPSILONS, surrogate=model)
+    tolerance = 3 / len(labels)
+    for transfer, white_box in zip(
+        direct.accuracy["transfer"], direct.accuracy["pgd-10"], strict=True
+    ):
+        assert transfer >= white_box - tolerance
+    assert not any("transfer" in symptom for symptom in direct.masking)
+    masked = evaluate_robustness(
+        saturated(model), images, labels, attack, EPSILONS, surrogate=model
+    )
+    assert masked.accuracy["transfer"][-1] < masked.accuracy["pgd-10"][-1] - 0.2
+    assert any("transfer attack from the surrogate beats" in s for s in masked.masking)
+
+
 @pytest.fixture(scope="module")
 def artifacts(model, tmp_path_factory):
     root = tmp_path_factory.mktemp("attack")
@@ -113,6 +155,14 @@ def test_evaluate_attack_prints_the_table_and_writes_the_pictures(artifacts):
     assert report["epsilons"] == [8.0, 24.0] and report["images"] == 40
     as_json = CliRunner().invoke(main, [*args, "--json"])
     assert json.loads(as_json.output)["accuracy"].keys() == report["accuracy"].keys()
+    source = str(artifacts / "model.keras")
+    both = [*args[:-2], "--targeted", "--surrogate", source, "--out", str(artifacts / "out2")]
+    result = CliRunner().invoke(main, both)
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0] for line in result.output.splitlines() if line.strip()}
+    assert "transfer" in rows and "pgd-3 targeted" in result.output
+    report = json.loads((artifacts / "out2" / "robustness.json").read_text())
+    assert {"pgd-3 targeted", "transfer"} <= report["accuracy"].keys()
 
 
 @pytest.mark.parametrize(
