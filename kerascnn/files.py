@@ -1,10 +1,16 @@
-"""Writing files so that a run killed at any moment leaves the old file or the new one,
-never half of one."""
+"""Reading and writing the package's files: YAML read safely (nothing in a file is ever
+constructed or evaluated), and files written so that a run killed at any moment leaves the old
+file or the new one, never half of one."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kerascnn.errors import InvalidArgumentError, MissingFileError
 
 
 def write_text_atomically(path: str | Path, text: str) -> Path:
@@ -17,3 +23,17 @@ def write_text_atomically(path: str | Path, text: str) -> Path:
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFileError(f"config file not found: {path}")
+    try:
+        # safe_load never constructs Python objects from the file.
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise InvalidArgumentError(f"{path} is not valid YAML{where}") from None
+    return {} if data is None else data

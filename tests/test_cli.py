@@ -1,6 +1,7 @@
 """The command line end to end: `kerascnn-train` as a user runs it, then every subcommand on
 what it wrote, and the one-line errors of bad input (README "Quick start" and "Options")."""
 
+import importlib
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 
+import click
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,7 +19,7 @@ from click.testing import CliRunner
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from kerascnn import create_model
-from kerascnn.cli import main, train_main
+from kerascnn.cli import COMMANDS, main, train_main
 from kerascnn.data import load_dataset, split_arrays
 
 RUN = "e2e"
@@ -361,6 +363,54 @@ def test_kerascnn_alone_shows_help_listing_the_commands():
     assert result.stdout.startswith("Usage: ")
     for command in ("train", "models", "evaluate", "export", "predict"):
         assert f"  {command} " in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["--version"], ["models"], ["models", "resnet*"], ["recipes"]], ids=str
+)
+def test_help_version_models_and_recipes_answer_without_tensorflow(args):
+    """Started as the console script (argv[0] ``kerascnn``), these read the recorded model table
+    and the recipe files: importing TensorFlow first took seconds and 820 MB."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.argv = ["kerascnn", *{args!r}]
+        from kerascnn.cli import main
+        try:
+            main(sys.argv[1:], prog_name="kerascnn")
+        except SystemExit as stop:
+            status = stop.code
+        heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras"))
+        print("STATUS", status, "HEAVY", heavy)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.stdout.splitlines()[-1] == "STATUS 0 HEAVY []", done.stdout + done.stderr
+    expected = CliRunner().invoke(main, args, prog_name="kerascnn")  # in a process with TF
+    assert done.stdout.rsplit("STATUS", 1)[0].split() == expected.stdout.split()
+
+
+def test_the_listed_commands_are_exactly_the_command_modules_commands():
+    """``kerascnn --help`` lists COMMANDS without importing the modules; each name loads the
+    command of that name, and no module holds a command the listing misses."""
+    listed = {}
+    for name, (_, short) in COMMANDS.items():
+        command = main.get_command(None, name)
+        assert command.name == name and short
+        listed[name] = command
+    found = set()
+    for module in {module for module, _ in COMMANDS.values()}:
+        values = vars(importlib.import_module(f"kerascnn.cli.{module}")).values()
+        commands = [v for v in values if isinstance(v, click.Command)]
+        nested = {c for g in commands if isinstance(g, click.Group) for c in g.commands.values()}
+        found |= {c.name for c in commands if c not in nested and c.name != "kerascnn-train"}
+    assert found == set(listed)
+    help_text = CliRunner().invoke(main, ["--help"]).stdout
+    assert [line.split()[0] for line in help_text.split("Commands:")[1].splitlines()[1:]] == list(
+        COMMANDS
+    )
 
 
 def bad_config(tmp_path):

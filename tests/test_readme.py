@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 import kerascnn
-from kerascnn.cli import _si
+from kerascnn.cli.listing import si
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -27,7 +27,7 @@ def test_every_registered_model_is_in_the_readme_with_its_figures():
         info = kerascnn.model_info(name)
         assert info["title"] in cells[1]
         assert cells[2] == f"{info['parameters']:,}"
-        assert cells[3] == _si(info["multiply_accumulates"])
+        assert cells[3] == si(info["multiply_accumulates"])
         height, width, channels = info["input_shape"]
         min_h, min_w = info["min_size"]
         assert cells[4] == f"{height}x{width}x{channels} ({min_h}x{min_w})"

@@ -27,13 +27,15 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kerascnn"
 LAYERS = (
     ("errors",),
     ("registry", "settings", "files", "quiet"),
+    ("recorded",),
     ("models", "data", "plotting"),
     ("runtime", "evaluation"),
     ("adversarial",),
     ("training", "export", "inspection", "benchmark"),
     ("compression", "tuning", "ensemble"),
     ("application", "demo"),
-    ("cli", "kerascnn"),
+    ("kerascnn",),  # the package API: create_model, load
+    ("cli",),
 )
 RANK = {part: rank for rank, parts in enumerate(LAYERS) for part in parts}
 

@@ -1,9 +1,12 @@
 """What kerascnn knows about each registered model, without building it: ``model_info``.
 
 Parameter and multiply-accumulate counts of every registered model at its default input are
-precomputed in ``complexity.json``, so that `kerascnn models` lists ~70 networks without
-building them; a harness test rebuilds each and checks the table. Regenerate entries with
-``python -c "from kerascnn.models import catalogue; catalogue.write_table(['NAME'])"``.
+precomputed in ``complexity.json``, with what ``kerascnn models`` lists beside them (title,
+paper, default and minimum input), so that the command lists ~70 networks without building
+them, or even importing TensorFlow (``kerascnn.recorded``); tests check the table against the
+registry and, rebuilding each model, the counts. Regenerate entries with
+``python -c "from kerascnn.models import catalogue; catalogue.write_table(['NAME'])"``
+(``write_table([])`` refreshes the listed fields of every model without measuring any).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -19,8 +21,9 @@ import keras
 from kerascnn.models.counting import multiply_accumulates
 from kerascnn.models.factory import create_model
 from kerascnn.models.spec import MODELS
+from kerascnn.recorded import MODELS_TABLE, models_table
 
-TABLE_PATH = Path(__file__).with_name("complexity.json")
+COUNTS = ("parameters", "trainable_parameters", "multiply_accumulates")
 
 
 def model_info(name: str) -> dict[str, Any]:
@@ -71,18 +74,26 @@ def measure(name: str) -> dict[str, int]:
     return counts
 
 
-@functools.cache
-def recorded() -> dict[str, dict[str, int]]:
+def listed(name: str) -> dict[str, Any]:
+    """What the table records of ``name`` beside its counts, from the registry."""
+    spec = MODELS.get(name)
+    return {
+        "title": spec.title,
+        "paper": spec.paper,
+        "input_shape": list(spec.input_shape),
+        "min_size": list(spec.min_size),
+    }
+
+
+def recorded() -> dict[str, dict[str, Any]]:
     """The precomputed table (empty if missing)."""
-    if not TABLE_PATH.is_file():
-        return {}
-    return json.loads(TABLE_PATH.read_text())
+    return models_table()
 
 
 def figures(name: str) -> dict[str, int]:
     """Counts for ``name``: from the table, or measured when the table lacks it."""
-    table = recorded()
-    return dict(table[name]) if name in table else _measured(name)
+    entry = recorded().get(name)
+    return {key: entry[key] for key in COUNTS} if entry else _measured(name)
 
 
 @functools.cache
@@ -91,10 +102,12 @@ def _measured(name: str) -> dict[str, int]:
 
 
 def write_table(names: list[str] | None = None) -> None:
-    """Measure ``names`` (default: every registered model) into ``complexity.json``."""
-    table = dict(recorded())
-    for name in names or MODELS.names():
+    """Measure ``names`` (default: every registered model) into ``complexity.json``, and
+    refresh every registered model's listed fields; models no longer registered are dropped."""
+    table = {name: entry for name, entry in recorded().items() if name in MODELS}
+    for name in MODELS.names() if names is None else names:
         table[name] = measure(name)
         print(f"{name}: {table[name]}", flush=True)
-    TABLE_PATH.write_text(json.dumps(dict(sorted(table.items())), indent=1) + "\n")
-    recorded.cache_clear()
+    table = {name: {**listed(name), **table[name]} for name in sorted(table)}
+    MODELS_TABLE.write_text(json.dumps(table, indent=1) + "\n")
+    models_table.cache_clear()

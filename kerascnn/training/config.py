@@ -37,8 +37,8 @@ import yaml
 
 from kerascnn.data import DATASETS
 from kerascnn.data.config import DataConfig
-from kerascnn.errors import InvalidArgumentError, MissingFileError
-from kerascnn.files import write_text_atomically
+from kerascnn.errors import InvalidArgumentError
+from kerascnn.files import read_yaml, write_text_atomically
 from kerascnn.settings import check, coerce, default_of, setting
 from kerascnn.training import batchnorm
 from kerascnn.training.adversarial import AdversarialConfig
@@ -287,20 +287,6 @@ def _unknown(key: str, source: str) -> None:
     raise InvalidArgumentError(
         f"{source}: unknown field {key!r}; fields: {', '.join(flat_hints())}"
     )
-
-
-def read_yaml(path: str | Path) -> Any:
-    path = Path(path)
-    if not path.is_file():
-        raise MissingFileError(f"config file not found: {path}")
-    try:
-        # safe_load never constructs Python objects from the file.
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise InvalidArgumentError(f"{path} is not valid YAML{where}") from None
-    return {} if data is None else data
 
 
 def write_yaml(path: str | Path, data: Any) -> None:

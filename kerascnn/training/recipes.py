@@ -7,34 +7,14 @@ overridden). Precedence: defaults < recipe < ``--config FILE`` < flags.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
-from kerascnn.errors import InvalidArgumentError, UnknownNameError
+from kerascnn.errors import InvalidArgumentError
+from kerascnn.recorded import read_recipe
 from kerascnn.training.config import TrainConfig, read_yaml
 
-CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 RECIPE_KEYS = ("description", "base")
-
-
-def recipe_names() -> list[str]:
-    return sorted(path.stem for path in CONFIGS.glob("*.yaml"))
-
-
-def read_recipe(name: str) -> dict[str, Any]:
-    """The recipe's own keys, ``description`` and ``base`` included."""
-    path = CONFIGS / f"{name}.yaml"
-    if "/" in name or not path.is_file():
-        close = difflib.get_close_matches(str(name), recipe_names(), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise UnknownNameError(
-            f"unknown recipe {name!r}{hint} (recipes: {', '.join(recipe_names())})"
-        )
-    data = read_yaml(path)
-    if not isinstance(data, dict):
-        raise InvalidArgumentError(f"{path} must be a mapping of field: value")
-    return data
 
 
 def load_recipe(name: str) -> dict[str, Any]:
@@ -49,11 +29,6 @@ def load_recipe(name: str) -> dict[str, Any]:
         values = {**{k: v for k, v in data.items() if k not in RECIPE_KEYS}, **values}
         name = data.get("base")
     return values
-
-
-def list_recipes() -> list[tuple[str, str]]:
-    """``(name, description)`` of every recipe."""
-    return [(name, str(read_recipe(name).get("description", ""))) for name in recipe_names()]
 
 
 def resolve_config(

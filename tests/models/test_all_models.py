@@ -260,7 +260,20 @@ def test_default_build_matches_the_recorded_complexity(name):
     figures from complexity.json, which must equal what the layers give (regenerate with
     ``catalogue.write_table([NAME])``)."""
     assert name in catalogue.recorded(), f"{name} is missing from complexity.json"
-    assert catalogue.measure(name) == catalogue.recorded()[name]
+    recorded = catalogue.recorded()[name]
+    assert catalogue.measure(name) == {key: recorded[key] for key in catalogue.COUNTS}
+
+
+def test_the_recorded_table_lists_the_registry():
+    """``kerascnn models`` lists complexity.json without importing the registry: the table
+    holds exactly the registered models, each with the registry's title, paper and inputs
+    (regenerate with ``catalogue.write_table([])``)."""
+    recorded = catalogue.recorded()
+    assert sorted(recorded) == kerascnn.list_models()
+    for name in kerascnn.list_models():
+        assert {key: recorded[name][key] for key in catalogue.listed(name)} == catalogue.listed(
+            name
+        ), name
 
 
 # --- keras.applications weights ----------------------------------------------------------------

@@ -7,15 +7,9 @@ import yaml
 from click.testing import CliRunner
 
 from kerascnn.cli import main
+from kerascnn.recorded import RECIPES, list_recipes, read_recipe, recipe_names
 from kerascnn.training.config import TrainConfig
-from kerascnn.training.recipes import (
-    CONFIGS,
-    list_recipes,
-    load_recipe,
-    read_recipe,
-    recipe_names,
-    resolve_config,
-)
+from kerascnn.training.recipes import load_recipe, resolve_config
 
 REQUIRED = [
     "alexnet",
@@ -79,7 +73,7 @@ def test_the_required_recipes_exist():
 def test_every_recipe_loads_and_cites_its_source(name):
     config = resolve_config(name)
     assert config.recipe == name
-    text = (CONFIGS / f"{name}.yaml").read_text()
+    text = (RECIPES / f"{name}.yaml").read_text()
     assert text.startswith("#")  # the paper, in a comment
     assert read_recipe(name).get("description")
     from kerascnn.models import MODELS

@@ -1,0 +1,119 @@
+"""``kerascnn compress``: pruning, weight sharing and low rank, fine-tuned, with the size report."""
+
+from __future__ import annotations
+
+import click
+
+from kerascnn import application, compression
+from kerascnn.cli.base import Command
+from kerascnn.cli.options import (
+    comma_list,
+)
+from kerascnn.cli.output import print_summary
+
+
+@click.command(cls=Command)
+@click.argument("source", metavar="RUN_DIR_OR_KERAS", type=click.Path())
+@click.option("--prune", type=float, metavar="SPARSITY", help="Final sparsity, in [0, 1).")
+@click.option(
+    "--initial-sparsity",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Where the schedule starts.",
+)
+@click.option(
+    "--global", "global_scope", is_flag=True, help="One magnitude threshold for all layers."
+)
+@click.option("--structured", is_flag=True, help="Prune whole filters (L1 norm).")
+@click.option(
+    "--cluster", type=int, metavar="BITS", help="Weight sharing: 2^BITS values a layer (1-8)."
+)
+@click.option(
+    "--low-rank",
+    type=float,
+    metavar="FRACTION",
+    help="Factor Dense layers by truncated SVD to this rank fraction, in (0, 1].",
+)
+@click.option(
+    "--quantize", default="", help="TFLite modes to export beside float32 (int8, float16, dynamic)."
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), help="[the run's]")
+@click.option("--run-name", help="[<source run>-compressed]")
+@click.option("--output-dir", type=click.Path(file_okay=False), help="[the run's]")
+@click.option("--export-dir", type=click.Path(file_okay=False), help="[the run's]")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run and export.")
+def compress(
+    source,
+    prune,
+    initial_sparsity,
+    global_scope,
+    structured,
+    cluster,
+    low_rank,
+    quantize,
+    epochs,
+    **options,
+):
+    """Prune (Zhu & Gupta's gradual schedule), share weights (Deep Compression's k-means)
+    and/or factor Dense layers (truncated SVD) of a trained model while fine-tuning it with
+    its run's recipe: a new run directory and export, with the size of each TFLite file raw
+    and gzip-compressed against the source's float32 TFLite, sparsity and unique values per
+    layer, and accuracy before and after."""
+    recipe = compression.Recipe(
+        prune=prune,
+        initial_sparsity=initial_sparsity,
+        scope="global" if global_scope else "layer",
+        structured=structured,
+        cluster_bits=cluster,
+        low_rank=low_rank,
+        quantize=tuple(comma_list(quantize)),
+    )
+    done = application.compress(source, recipe, epochs=epochs, notify=click.echo, **options)
+    print_summary(application.RunOutcome(result=done.result, export=done.export))
+    click.echo("")
+    click.echo(compression_table(done.report))
+
+
+def compression_table(report: dict) -> str:
+    """The report of ``kerascnn compress`` as the terminal shows it."""
+    accuracy = report["accuracy"]
+    lines = [
+        f"  {'artifact':<28} {'bytes':>10} {'gzip':>10} {'x raw':>7} {'x gzip':>7} {'accuracy':>9}"
+    ]
+    for row in report["files"]:
+        lines.append(
+            f"  {row['artifact']:<28} {row['bytes']:>10,} {row['gzip_bytes']:>10,} "
+            f"{row['ratio']:>6.1f}x {row['gzip_ratio']:>6.1f}x {100 * row['accuracy']:>8.2f}%"
+        )
+    estimate = report["deep_compression"]
+    lines.append(
+        f"  Deep Compression storage estimate (paper's sparse format, not a file): "
+        f"{estimate['bytes'] / 1024:,.1f} KB ({estimate['ratio']:.1f}x), with Huffman coding "
+        f"{estimate['huffman_bytes'] / 1024:,.1f} KB ({estimate['huffman_ratio']:.1f}x) of "
+        f"{estimate['dense_bytes'] / 1024:,.1f} KB in float32"
+    )
+    lines.append(
+        f"\n  {'layer':<20} {'kind':<5} {'params':>9} {'nonzero':>9} {'sparsity':>9} {'unique':>7}"
+    )
+    for row in report["layers"]:
+        lines.append(
+            f"  {row['layer']:<20} {row['kind']:<5} {row['parameters']:>9,} {row['nonzero']:>9,} "
+            f"{100 * row['sparsity']:>8.1f}% {row['unique_values']:>7,}"
+        )
+    if report.get("shrunk"):
+        cuts = ", ".join(f"{r['layer']} {r['filters']}->{r['kept']}" for r in report["shrunk"])
+        lines.append(f"\n  filters deleted from the network: {cuts}")
+    params = report["parameters"]
+    lines.append(
+        f"\n  parameters {params['source_total']:,} -> {params['total']:,}; "
+        f"prunable {params['prunable']:,}, "
+        f"{params['nonzero_prunable']:,} nonzero ({100 * params['sparsity']:.1f}% sparse)"
+    )
+    lines.append(
+        f"  test accuracy {100 * accuracy['source']:.2f}% -> {100 * accuracy['compressed']:.2f}% "
+        f"({accuracy['change_points']:+.2f} points) on {report['test_images']} images; "
+        f"batch-1 latency: kerascnn benchmark on both export directories"
+    )
+    return "\n".join(lines)
