@@ -4,7 +4,8 @@ Neural Networks") on the gradual schedule of Zhu & Gupta 2017 ("To prune, or not
 The kernels of ``Conv2D``, ``DepthwiseConv2D`` and ``Dense`` layers are pruned: the smallest
 weights by magnitude (per layer, or against one global threshold) or, ``structured``, whole
 output filters by the L1 norm of their kernel (Li et al. 2017, "Pruning Filters for Efficient
-ConvNets"; their biases go too, so a pruned filter's output is exactly zero). Everything is
+ConvNets"; their biases go too, and the gamma and beta of a batch normalisation right after
+the layer, so a pruned filter's output is exactly zero and ``shrink`` can delete it). Everything is
 written with ``keras.ops`` and ``Variable.assign``, so it runs on any Keras backend.
 """
 
@@ -30,11 +31,13 @@ SCHEDULE_POWER = 3
 
 @dataclass(frozen=True)
 class Target:
-    """One prunable layer: its kernel variable, and its bias (pruned with whole filters)."""
+    """One prunable layer: its kernel variable, and its bias and ``followers`` (the gamma and
+    beta of a batch normalisation right after it), pruned with whole filters."""
 
     layer: keras.layers.Layer
     kernel: keras.Variable
     bias: keras.Variable | None
+    followers: tuple = ()
 
     @property
     def name(self) -> str:
@@ -70,13 +73,30 @@ def prunable_targets(model: keras.Model, structured: bool = False) -> list[Targe
         if not kernel.trainable or len(kernel.shape) < 2:
             continue
         bias = getattr(layer, "bias", None) if getattr(layer, "use_bias", True) else None
-        targets.append(Target(layer, kernel, bias))
+        targets.append(Target(layer, kernel, bias, _followers(layer) if structured else ()))
     if not targets:
         raise InvalidArgumentError(
             f"{model.name} has nothing to prune or share: no Conv2D, DepthwiseConv2D or Dense "
             f"layer, nor any other with a trainable kernel"
         )
     return targets
+
+
+def only_consumer(layer: keras.layers.Layer) -> keras.layers.Layer | None:
+    """The one layer that reads ``layer``'s output, or None (several, none, or shared)."""
+    nodes = layer._outbound_nodes
+    if len(layer._inbound_nodes) != 1 or len(nodes) != 1:
+        return None
+    return nodes[0].operation
+
+
+def _followers(layer: keras.layers.Layer) -> tuple:
+    """The gamma and beta of a batch normalisation reading ``layer``'s output channels."""
+    after = only_consumer(layer)
+    if not isinstance(after, keras.layers.BatchNormalization):
+        return ()
+    weights = (getattr(after, "gamma", None), getattr(after, "beta", None))
+    return tuple(w for w in weights if w is not None)
 
 
 def check_sparsity(sparsity: float, name: str = "sparsity") -> float:
@@ -121,7 +141,7 @@ def filter_norms(kernel):
 def magnitude_masks(
     targets: list[Target], sparsity: float, scope: str = "layer", structured: bool = False
 ) -> dict[str, tuple]:
-    """``{layer name: (kernel mask, bias mask or None)}`` zeroing a ``sparsity`` fraction.
+    """``{layer name: (kernel mask, filter mask or None)}`` zeroing a ``sparsity`` fraction.
 
     ``scope="layer"`` prunes each layer to ``sparsity``; ``"global"`` ranks every kernel
     weight of the model against one threshold. ``structured`` ranks whole filters by L1
@@ -134,7 +154,7 @@ def magnitude_masks(
             norms = filter_norms(target.kernel)
             keep = _lowest(norms, math.floor(sparsity * int(norms.shape[0])))
             kernel_mask = ops.broadcast_to(keep, target.kernel.shape)
-            masks[target.name] = (kernel_mask, None if target.bias is None else keep)
+            masks[target.name] = (kernel_mask, keep)
         return masks
     if scope == "global":
         flat = ops.concatenate([ops.reshape(ops.abs(t.kernel), (-1,)) for t in targets])
@@ -155,14 +175,18 @@ def magnitude_masks(
 
 
 def apply_masks(targets: list[Target], masks: dict[str, tuple]) -> None:
-    """Zero the pruned weights in place (``Variable.assign``)."""
+    """Zero the pruned weights in place (``Variable.assign``); whole filters take their bias
+    and followers with them."""
     for target in targets:
         if target.name not in masks:
             continue
-        kernel_mask, bias_mask = masks[target.name]
+        kernel_mask, keep = masks[target.name]
         target.kernel.assign(target.kernel * ops.cast(kernel_mask, target.kernel.dtype))
-        if bias_mask is not None:
-            target.bias.assign(target.bias * ops.cast(bias_mask, target.bias.dtype))
+        if keep is None:
+            continue
+        for variable in (target.bias, *target.followers):
+            if variable is not None:
+                variable.assign(variable * ops.cast(keep, variable.dtype))
 
 
 def sparsity_of(variable) -> float:

@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kerascnn.compression import lowrank, pruning, sharing, storage
+from kerascnn.compression import lowrank, pruning, sharing, shrink, storage
 from kerascnn.compression.recipe import Compress, Recipe, SettledCheckpoints, plan_phases
 from kerascnn.data import split_arrays
 from kerascnn.errors import InvalidArgumentError
@@ -31,6 +31,7 @@ from kerascnn.export.tflite import tflite_filename
 from kerascnn.files import write_text_atomically
 from kerascnn.runtime import load_artifact
 from kerascnn.training import run as steps
+from kerascnn.training.callbacks import save_atomically
 from kerascnn.training.config import TrainConfig, read_yaml, write_yaml
 from kerascnn.training.distillation import without_softmax
 from kerascnn.training.resume import prepare_run_dir
@@ -161,12 +162,34 @@ def compress(
     run.callbacks.insert(0, compressor)  # first: every other callback sees the masked weights
     steps.fit(run)
     steps.evaluate_best(run)
+    cuts = _shrink(run) if recipe.structured else []
     result = steps.write_records(run)
     exported, images, labels = _export(plan, result)
     report = measure(plan, result.model, exported.directory, images, labels)
     report["schedule"] = {str(k): round(v, 6) for k, v in compressor.sparsity_at.items()}
+    report["shrunk"] = [
+        {"layer": c.producer, "filters": c.channels, "kept": len(c.keep), "read_by": c.consumer}
+        for c in cuts
+    ]
     write_text_atomically(run_dir / REPORT_FILENAME, json.dumps(report, indent=2) + "\n")
     return CompressionResult(result, exported, report)
+
+
+def _shrink(run: steps.Run) -> list:
+    """Structured pruning: the inference model without its zeroed filters (the same outputs,
+    fewer parameters and operations), saved as the run's model.keras."""
+    run.inference, cuts = shrink.shrink(run.inference)
+    save_atomically(run.inference, run.run_dir / "model.keras")
+    deleted = sum(cut.channels - len(cut.keep) for cut in cuts)
+    if cuts:
+        run.notify(f"deleted {deleted} pruned filters from {len(cuts)} layers of the network")
+    else:
+        run.notify(
+            "Warning: no pruned filter could be deleted (each pruned layer's channels reach a "
+            "layer that needs all of them, or a zero does not survive the layers between); "
+            "the network keeps its size and speed, with zeroed filters"
+        )
+    return cuts
 
 
 def _export(plan: CompressionPlan, result: TrainResult):

@@ -133,3 +133,27 @@ def test_compress_writes_a_run_and_an_export_measured_against_the_source(compres
     )
     assert result.exit_code == 2 and "already exists" in result.stderr
     assert (run / "compression.json").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_structured_compression_exports_a_smaller_network_with_the_same_answers(tmp_path):
+    """--structured: the pruned filters leave the exported network (modern LeNet-5: ReLU,
+    max pooling, no partially connected C3), which agrees with its TFLite file."""
+    out = ["--output-dir", str(tmp_path / "runs"), "--export-dir", str(tmp_path / "sm")]
+    source = ["--epochs", "1", "--model-option", "variant=modern", "--run-name", "src", *out]
+    trained = CliRunner().invoke(main, ["train", *source])
+    assert trained.exit_code == 0, trained.output
+    args = [str(tmp_path / "runs" / "src"), "--prune", "0.5", "--structured", "--epochs", "1"]
+    result = CliRunner().invoke(main, ["compress", *args, *out])
+    assert result.exit_code == 0, result.output
+    assert "filters deleted from the network" in result.stdout
+    run, export = tmp_path / "runs" / "src-compressed", tmp_path / "sm" / "src-compressed"
+    report = json.loads((run / "compression.json").read_text())
+    assert report["shrunk"] and all(c["kept"] < c["filters"] for c in report["shrunk"])
+    source_model = keras.saving.load_model(tmp_path / "runs" / "src" / "model.keras")
+    smaller = keras.saving.load_model(export / "model.keras")
+    assert smaller.count_params() == report["parameters"]["total"] < source_model.count_params()
+    for cut in report["shrunk"]:
+        assert smaller.get_layer(cut["layer"]).kernel.shape[-1] == cut["kept"]
+    parity = json.loads((export / "metadata.json").read_text())["parity"]
+    assert parity["tflite"]["top1_agreement"] == 1.0
