@@ -31,6 +31,7 @@ from kerascnn.export import FORMATS, QUANTIZE_MODES, export_trained
 from kerascnn.export.saved_model import DEFAULT_TOP_K
 from kerascnn.inspection.report import write_report
 from kerascnn.models import list_models, model_info
+from kerascnn.models import summary as model_summary
 from kerascnn.training import lr_find as lr_find_module
 from kerascnn.training.config import OutputConfig, TrainConfig, flat_fields, flat_hints
 from kerascnn.training.distribute import resolve_cluster
@@ -1109,6 +1110,39 @@ def ensemble(members, name, output_dir, export_dir, export, overwrite):
         click.echo(f"  export   {outcome.export.directory}")
         for kind, parity in outcome.export.parity.items():
             click.echo(f"  parity {kind:<16} {parity_line(parity)}")
+
+
+def _input_size(ctx, param, value):
+    """``--input 224`` or ``--input 227x227`` -> (height, width)."""
+    if value is None:
+        return None
+    try:
+        sides = tuple(int(side) for side in value.lower().split("x"))
+    except ValueError:
+        sides = ()
+    if len(sides) == 1:
+        sides = sides * 2
+    if len(sides) != 2 or min(sides) < 1:
+        raise click.BadParameter(f"expected HxW or N, e.g. 227x227; received {value!r}")
+    return sides
+
+
+@main.command(cls=Command)
+@click.argument("name")
+@click.option("--input", "input_size", metavar="HxW", callback=_input_size, help="Input size.")
+@click.option("--depth", type=click.IntRange(min=1), help="One row per block of this depth.")
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def summary(name, input_size, depth, as_json):
+    """Per-layer table of model NAME: output shape, parameters, multiply-accumulates,
+    activation memory (float32, forward) and receptive field, with the totals for one image
+    (the paper's input unless --input). --depth 1 groups layers into blocks by their names
+    (conv2, inception_3a), --depth 2 into smaller ones (conv2_block1)."""
+    table = model_summary.summarize(name, input_size=input_size, depth=depth)
+    if as_json:
+        click.echo(json.dumps(table.to_json(), indent=2))
+        return
+    for line in model_summary.table_lines(table):
+        click.echo(line)
 
 
 train = main.command(cls=Command)(train)
