@@ -100,12 +100,14 @@ def window(layer: keras.layers.Layer) -> tuple[Pair | None, Pair, Pair]:
     Read from the attributes Keras's convolutions and poolings have (``kernel_size``,
     ``pool_size``, ``strides``, ``dilation_rate``), so custom layers that keep the same names
     (LeNet's subsampling, the option-A shortcut) are covered too."""
-    kernel = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
+    pool = getattr(layer, "pool_size", None)
+    kernel = getattr(layer, "kernel_size", None) or pool
     stride = getattr(layer, "strides", None)
     if kernel is None and stride is None:
         return None, (1, 1), (1, 1)
     kernel = _pair(kernel or 1)
-    stride = _pair(stride or kernel)  # a pooling without strides steps by its window
+    # A pooling without strides steps by its window (LeNet's subsampling); a convolution by 1.
+    stride = _pair(stride or (kernel if pool else 1))
     dilation = _pair(getattr(layer, "dilation_rate", None) or 1)
     return kernel, stride, dilation
 

@@ -92,6 +92,9 @@ class ModelSpec:
             (GoogLeNet: (0.3, 0.3)); empty for a network without auxiliary heads.
         keras_application: the keras.applications model whose weights fit this network
             (``weights="imagenet"``, or a file saved from that model), if any.
+        feature_layers: the layers that end the network's stages, for ``features_only``,
+            where the search of ``features.stage_ends`` would pick the wrong ones; empty to
+            search.
     """
 
     name: str
@@ -108,6 +111,7 @@ class ModelSpec:
     loss: str | Callable[[Mapping[str, Any]], str] = "crossentropy"
     auxiliary_loss_weights: tuple[float, ...] = ()
     keras_application: KerasApplication | None = None
+    feature_layers: tuple[str, ...] = ()
 
     def training_loss(self, options: Mapping[str, Any]) -> str:
         """The criterion to train this model with, given the options it is built with."""

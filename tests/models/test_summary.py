@@ -82,6 +82,14 @@ def test_resnet50_final_stage_receptive_field():
     assert rows["conv5_block3_out"].jump == (jump, jump)
 
 
+def test_lenet5_c5_sees_the_whole_32x32_input():
+    # LeCun et al. 1998, section II.B: C5's units connect to S4's 5x5 maps, all of the input.
+    expected = field_of([(5, 1), (2, 2), (5, 1), (2, 2), (5, 1)])
+    assert expected == (32, 4)
+    rows = {row.name: row for row in summarize("lenet5").rows}
+    assert (rows["c5"].receptive_field[0], rows["c5"].jump[0]) == expected
+
+
 def test_branches_merge_to_the_widest_input():
     inputs = keras.Input((32, 32, 3))
     narrow = keras.layers.Conv2D(4, 3, padding="same", name="narrow")(inputs)
