@@ -17,7 +17,7 @@ from typing import Any
 import click
 import yaml
 
-from kerascnn import application, compression, settings
+from kerascnn import application, comparison, compression, settings
 from kerascnn import benchmark as bench
 from kerascnn import demo as demo_page
 from kerascnn.adversarial.attacks import ATTACKS, LOSSES, Attack, check_attack, parse_epsilons
@@ -1143,6 +1143,28 @@ def summary(name, input_size, depth, as_json):
         return
     for line in model_summary.table_lines(table):
         click.echo(line)
+
+
+@main.command(cls=Command)
+@click.argument("names", nargs=-1, required=True)
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write the chart (PNG).")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare(names, plot_path, as_json):
+    """Registered networks side by side: parameters, multiply-accumulates, activation memory,
+    depth and the published ImageNet top-1/top-5 with its source; --plot draws top-1 against
+    operations with marker area by parameters (Canziani et al. 2016)."""
+    if plot_path and not Path(plot_path).resolve().parent.is_dir():
+        raise MissingFileError(f"no directory for --plot: {Path(plot_path).parent}")
+    entries = comparison.compare(list(names))
+    if plot_path:
+        Path(plot_path).write_bytes(comparison.plot(entries))
+    if as_json:
+        click.echo(json.dumps(comparison.to_json(entries), indent=2))
+    else:
+        for line in comparison.table_lines(entries):
+            click.echo(line)
+    if plot_path:
+        click.echo(f"chart: {plot_path}", err=as_json)
 
 
 train = main.command(cls=Command)(train)

@@ -27,11 +27,18 @@ import keras
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models.counting import layer_multiply_accumulates
 from kerascnn.models.factory import create_model
-from kerascnn.models.receptive_field import Field, Pair, receptive_fields, window
+from kerascnn.models.receptive_field import (
+    Field,
+    Pair,
+    inbound_layer_names,
+    receptive_fields,
+    window,
+)
 from kerascnn.models.spec import MODELS
 
 BYTES_PER_VALUE = 4  # float32
 BACKWARD_FACTOR = 2  # each stored activation gets a gradient of its size
+NORMALIZATION = (keras.layers.BatchNormalization, keras.layers.LayerNormalization)
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class Summary:
     parameters: int
     multiply_accumulates: int
     activations: int
+    depth: int
 
     @property
     def forward_bytes(self) -> int:
@@ -119,7 +127,19 @@ def summarize_model(
         parameters=totals[0],
         multiply_accumulates=totals[1],
         activations=activations,
+        depth=weight_depth(model),
     )
+
+
+def weight_depth(model: keras.Model) -> int:
+    """Layers with weights (batch norm aside) on the longest input-to-output path: the depth
+    the papers name their networks by (VGG-16: 16, GoogLeNet: 22, ResNet-50: 50)."""
+    depth: dict[str, int] = {}
+    for layer in model.layers:
+        inputs = [] if isinstance(layer, keras.layers.InputLayer) else inbound_layer_names(layer)
+        own = int(bool(layer.trainable_weights) and not isinstance(layer, NORMALIZATION))
+        depth[layer.name] = max((depth[name] for name in inputs), default=0) + own
+    return max(depth[layer.name] for layer in model.layers)
 
 
 def layer_rows(model: keras.Model) -> list[Row]:
@@ -216,6 +236,7 @@ def table_lines(summary: Summary) -> list[str]:
         "",
         f"{summary.title} at {'x'.join(map(str, summary.input_shape))}, one image:",
         f"  parameters        {summary.parameters:,}",
+        f"  depth             {summary.depth} weight layers on the longest path",
         f"  multiply-adds     {macs:,} ({si(macs)})",
         f"  activations       {summary.activations:,} values x {BYTES_PER_VALUE} bytes = "
         f"{forward_mb:.1f} MB forward, ~{BACKWARD_FACTOR * forward_mb:.1f} MB with the "
