@@ -111,20 +111,6 @@ def test_asymmetric_kernels_keep_height_and_width_apart():
     assert fields["row"].size == (1, 7)
 
 
-def test_three_stacked_3x3_see_one_7x7():
-    inputs = keras.Input((16, 16, 256))
-    x = inputs
-    for index in range(3):
-        x = keras.layers.Conv2D(256, 3, padding="same", use_bias=False, name=f"c{index}")(x)
-    stacked = summarize_model(keras.Model(inputs, x))
-    single = summarize_model(
-        keras.Model(inputs, keras.layers.Conv2D(256, 7, padding="same", use_bias=False)(inputs))
-    )
-    assert stacked.rows[-1].receptive_field == single.rows[-1].receptive_field == (7, 7)
-    assert stacked.parameters == 3 * (3 * 3 * 256 * 256) == 1_769_472
-    assert single.parameters == 7 * 7 * 256 * 256 == 3_211_264
-
-
 def test_blocks_group_layers_by_name_and_keep_the_totals():
     assert block_name("conv2_block1_1_conv", 1) == "conv2"
     assert block_name("conv2_block1_1_conv", 2) == "conv2_block1"
