@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from kerascnn.cli import main
 from kerascnn.models import model_info
 from kerascnn.models.receptive_field import receptive_fields
-from kerascnn.models.summary import block_name, summarize, summarize_model
+from kerascnn.models.summary import block_name, summarize
 
 
 def field_of(layers, r=1, j=1):
@@ -49,6 +49,7 @@ def test_vgg16_totals_match_the_lecture_rows(vgg16):
     assert vgg16.forward_bytes == 4 * sum(rows)
     assert vgg16.training_bytes == 2 * vgg16.forward_bytes
     assert vgg16.parameters == 138_357_544  # Simonyan & Zisserman, Table 2: 138M
+    assert vgg16.depth == 13 + 3  # weight layers: 13 convolutions, 3 fully connected
     info = model_info("vgg16")
     assert vgg16.multiply_accumulates == info["multiply_accumulates"]
 
@@ -77,7 +78,9 @@ def test_resnet50_final_stage_receptive_field():
             layers += [(1, stride), (3, 1), (1, 1)]
     expected, jump = field_of(layers)
     assert (expected, jump) == (483, 32)  # Araujo et al. 2019, Table 1: ResNet-50, 483
-    rows = {row.name: row for row in summarize("resnet50").rows}
+    resnet50 = summarize("resnet50")
+    assert resnet50.depth == 50  # the projection shortcuts are not on the longest path
+    rows = {row.name: row for row in resnet50.rows}
     assert rows["conv5_block3_out"].receptive_field == (expected, expected)
     assert rows["conv5_block3_out"].jump == (jump, jump)
 
