@@ -30,6 +30,8 @@ COMMANDS = {
     "tune": ("science", "Search hyperparameters with KerasTuner."),
     "lr-find": ("science", "The learning-rate range test."),
     "ensemble": ("science", "Average the predictions of several trained models."),
+    "summary": ("networks", "One network layer by layer: shapes, parameters, MACs, memory."),
+    "compare": ("networks", "Networks side by side, with published accuracy and a chart."),
     "models": ("listing", "List the registered models with their sizes and papers."),
     "recipes": ("listing", "List the papers' training recipes."),
 }

@@ -53,7 +53,7 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
-from kerascnn.models.spec import UNIT_STD, VGG_IMAGENET_MEAN, register_model
+from kerascnn.models.spec import UNIT_STD, VGG_IMAGENET_MEAN, PublishedAccuracy, register_model
 
 # Section 3.3: k = 2, n = 5, alpha = 1e-4, beta = 0.75.
 LRN_PARAMETERS = dict(k=2.0, n=5, alpha=1e-4, beta=0.75)
@@ -327,6 +327,11 @@ register_model(
     # leaves nothing for pool5).
     min_size=(39, 39),
     description="5 conv + 3 FC, ReLU, LRN, overlapping max pooling, dropout; single tower",
+    # Table 2, "1 CNN": 40.7% top-1 and 18.2% top-5 error on the validation set (the
+    # two-tower network; torchvision's "alexnet" is the one-weird-trick variant, not this).
+    imagenet_accuracy=PublishedAccuracy.from_errors(
+        40.7, 18.2, "Krizhevsky et al. 2012, Table 2 (1 CNN, validation)"
+    ),
     **COMMON,
 )
 register_model(

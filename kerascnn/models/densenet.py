@@ -38,7 +38,9 @@ from kerascnn.models.spec import (
     FB_RESNET_CIFAR10_STD,
     TORCHVISION_IMAGENET_MEAN,
     TORCHVISION_IMAGENET_STD,
+    TORCHVISION_TABLE,
     KerasApplication,
+    PublishedAccuracy,
     register_model,
 )
 
@@ -282,6 +284,8 @@ def _dropout(x, rate: float, *, name: str):
 PAPER = "Huang, Liu, van der Maaten, Weinberger 2017, Densely Connected Convolutional Networks"
 # Table 1, the ImageNet networks (k=32): layers per dense block, and the keras.applications
 # model with the same layout where there is one.
+# torchvision's densenet121..201 (the same networks): (top-1, top-5) error.
+TORCHVISION_ERRORS = {121: (25.35, 7.83), 169: (24.00, 7.00), 201: (22.80, 6.43)}
 IMAGENET_DENSENETS = (
     (121, (6, 12, 24, 16), "DenseNet121"),
     (169, (6, 12, 32, 32), "DenseNet169"),
@@ -304,6 +308,11 @@ for _depth, _blocks, _application in IMAGENET_DENSENETS:
         mean=TORCHVISION_IMAGENET_MEAN,
         std=TORCHVISION_IMAGENET_STD,
         keras_application=KerasApplication(_application) if _application else None,
+        imagenet_accuracy=PublishedAccuracy.from_errors(
+            *TORCHVISION_ERRORS[_depth], TORCHVISION_TABLE
+        )
+        if _depth in TORCHVISION_ERRORS
+        else None,
         description=f"ImageNet DenseNet-BC, k=32, dense blocks {'-'.join(map(str, _blocks))}",
         blocks=_blocks,
         growth_rate=32,

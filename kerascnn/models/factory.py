@@ -11,7 +11,7 @@ from typing import Any
 import keras
 
 from kerascnn.errors import InvalidArgumentError, MissingFileError, first_line
-from kerascnn.models import layers, pretrained
+from kerascnn.models import features, layers, pretrained
 from kerascnn.models.spec import MODELS, ModelSpec
 
 WEIGHT_SUFFIXES = (".weights.h5", ".keras")
@@ -27,6 +27,8 @@ def create_model(
     pooling: str | None = None,
     classifier_activation: str | None = "softmax",
     weights: str | os.PathLike | None = None,
+    features_only: bool = False,
+    out_indices: Sequence[int] | None = None,
     **options: Any,
 ) -> keras.Model:
     """Build a registered architecture.
@@ -45,6 +47,11 @@ def create_model(
             ``keras_application`` in their spec; downloaded once into Keras's cache); or a
             ``.weights.h5``/``.keras`` file saved from this architecture or from that
             keras.applications model.
+        features_only: return the backbone's feature maps instead (``features.feature_model``):
+            one output per stage, at strides 2, 4, 8, 16, 32 (as many as the network has),
+            described by the model's ``feature_info``; ``include_top`` and ``pooling`` are
+            then ignored.
+        out_indices: with ``features_only``, the stages to output (default: all).
         **options: family options (``variant="modern"`` for LeNet-5, ``shortcut="B"`` for the
             CIFAR ResNets, ``mean``/``std`` to replace the registered pixel statistics).
 
@@ -53,11 +60,16 @@ def create_model(
 
     Raises:
         ValueError: unknown name (listing the closest names), unknown option, input smaller
-            than the model's minimum, or weights that do not fit.
+            than the model's minimum, weights that do not fit, or ``out_indices`` that are not
+            stages (listing those that are).
         FileNotFoundError: ``weights`` names a file that does not exist.
     """
     spec = MODELS.get(name)
     input_shape = _check_input_shape(spec, input_shape)
+    if features_only:
+        include_top, pooling = False, None
+    elif out_indices is not None:
+        raise InvalidArgumentError("out_indices needs features_only=True")
     layers.check_head_arguments(num_classes, include_top, pooling)
     kwargs = {**spec.options, "mean": spec.mean, "std": spec.std}
     valid = sorted(spec.family_options())
@@ -85,6 +97,8 @@ def create_model(
             include_top=include_top,
             options=kwargs,
         )
+    if features_only:
+        return features.feature_model(model, out_indices, spec.feature_layers, spec.title)
     return model
 
 

@@ -60,6 +60,7 @@ from kerascnn.models.spec import (
     TORCHVISION_IMAGENET_MEAN,
     TORCHVISION_IMAGENET_STD,
     UNIT_STD,
+    PublishedAccuracy,
     register_model,
 )
 
@@ -406,6 +407,10 @@ register_model(
     # builds; 2x2 is the smallest the registry can state (one pixel less must be refused).
     min_size=(2, 2),
     num_classes=1000,
+    # Table 5: one model, one crop, 10.07% top-5 error (top-1 not given).
+    imagenet_accuracy=PublishedAccuracy.from_errors(
+        None, 10.07, "Szegedy et al. 2014, Table 5 (1 model, 1 crop, validation)"
+    ),
     # Section 5: the 224x224 RGB input is taken "with mean subtraction" only (no scaling):
     # torchvision's ImageNet mean, with a unit std.
     mean=TORCHVISION_IMAGENET_MEAN,

@@ -52,9 +52,11 @@ from kerascnn.models.spec import (
     KERAS_TF_STD,
     TORCHVISION_IMAGENET_MEAN,
     TORCHVISION_IMAGENET_STD,
+    TORCHVISION_TABLE,
     UNIT_STD,
     VGG_IMAGENET_MEAN,
     KerasApplication,
+    PublishedAccuracy,
     register_model,
 )
 
@@ -455,6 +457,17 @@ DEPTHS = {
     152: (3, 8, 36, 3),
 }
 
+# torchvision's resnet18..152: (top-1, top-5) error. Its ResNet-50/101/152 subsample on the
+# 3x3 convolution of a bottleneck, ours (the paper's Caffe models) on the first 1x1.
+TORCHVISION_ERRORS = {
+    18: (30.24, 10.92),
+    34: (26.70, 8.58),
+    50: (23.85, 7.13),
+    101: (22.63, 6.44),
+    152: (21.69, 5.94),
+}
+STRIDE_ON_3X3 = " (torchvision's ResNet, which subsamples on the 3x3)"
+
 for _depth in (18, 34):
     register_model(
         f"resnet{_depth}",
@@ -464,6 +477,9 @@ for _depth in (18, 34):
         **IMAGENET,
         **TORCHVISION_STATISTICS,
         description="ImageNet ResNet v1, basic blocks, torchvision's layout (no conv biases)",
+        imagenet_accuracy=PublishedAccuracy.from_errors(
+            *TORCHVISION_ERRORS[_depth], TORCHVISION_TABLE
+        ),
         block="basic",
         stages=DEPTHS[_depth],
         name=f"resnet{_depth}",
@@ -481,6 +497,9 @@ for _depth in (50, 101, 152):
         mean=VGG_IMAGENET_MEAN,
         std=UNIT_STD,
         description="ImageNet ResNet v1, bottleneck blocks",
+        imagenet_accuracy=PublishedAccuracy.from_errors(
+            *TORCHVISION_ERRORS[_depth], TORCHVISION_TABLE + STRIDE_ON_3X3
+        ),
         stages=DEPTHS[_depth],
         conv_bias=True,
         name=f"resnet{_depth}",

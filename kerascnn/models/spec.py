@@ -69,6 +69,34 @@ class KerasApplication:
     options: tuple[str, ...] = ()
 
 
+# Where the published accuracies of the registrations come from.
+TORCHVISION_TABLE = (
+    "torchvision's pretrained-model table, ImageNet 1-crop error rates (224x224), "
+    "ILSVRC-2012 validation set"
+)
+
+
+@dataclass(frozen=True)
+class PublishedAccuracy:
+    """A single model's published ImageNet (ILSVRC-2012 validation) accuracy, in percent,
+    with its ``source``; ``top1`` or ``top5`` is None where the source gives only the other.
+    The weights measured may be another implementation's of the same architecture: the
+    source says whose."""
+
+    top1: float | None
+    top5: float | None
+    source: str
+
+    @classmethod
+    def from_errors(cls, top1: float | None, top5: float | None, source: str):
+        """From error rates in percent, as torchvision's table and most papers print them."""
+        return cls(
+            None if top1 is None else round(100.0 - top1, 3),
+            None if top5 is None else round(100.0 - top5, 3),
+            source,
+        )
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A registered architecture.
@@ -92,6 +120,11 @@ class ModelSpec:
             (GoogLeNet: (0.3, 0.3)); empty for a network without auxiliary heads.
         keras_application: the keras.applications model whose weights fit this network
             (``weights="imagenet"``, or a file saved from that model), if any.
+        imagenet_accuracy: the published ImageNet accuracy of this architecture, with its
+            source, if there is one (``kerascnn compare``); never estimated.
+        feature_layers: the layers that end the network's stages, for ``features_only``,
+            where the search of ``features.stage_ends`` would pick the wrong ones; empty to
+            search.
     """
 
     name: str
@@ -108,6 +141,8 @@ class ModelSpec:
     loss: str | Callable[[Mapping[str, Any]], str] = "crossentropy"
     auxiliary_loss_weights: tuple[float, ...] = ()
     keras_application: KerasApplication | None = None
+    imagenet_accuracy: PublishedAccuracy | None = None
+    feature_layers: tuple[str, ...] = ()
 
     def training_loss(self, options: Mapping[str, Any]) -> str:
         """The criterion to train this model with, given the options it is built with."""

@@ -36,7 +36,13 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
-from kerascnn.models.spec import CAFFE_PROTOTXT_IMAGENET_MEAN, UNIT_STD, register_model
+from kerascnn.models.spec import (
+    CAFFE_PROTOTXT_IMAGENET_MEAN,
+    TORCHVISION_TABLE,
+    UNIT_STD,
+    PublishedAccuracy,
+    register_model,
+)
 
 # Table 1: (squeeze 1x1, expand 1x1, expand 3x3) filters of fire2 .. fire9.
 FIRE_MODULES = (
@@ -238,6 +244,7 @@ register_model(
     mean=CAFFE_PROTOTXT_IMAGENET_MEAN,
     std=UNIT_STD,
     description="Fire modules (squeeze 1x1, expand 1x1 + 3x3), conv10 classifier (Table 1)",
+    imagenet_accuracy=PublishedAccuracy.from_errors(41.90, 19.58, TORCHVISION_TABLE),
     version="1.0",
 )
 
@@ -253,5 +260,6 @@ register_model(
     mean=CAFFE_PROTOTXT_IMAGENET_MEAN,
     std=UNIT_STD,
     description="SqueezeNet v1.1: 3x3 conv1, earlier pooling, 2.4x less computation",
+    imagenet_accuracy=PublishedAccuracy.from_errors(41.81, 19.38, TORCHVISION_TABLE),
     version="1.1",
 )

@@ -38,7 +38,14 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
-from kerascnn.models.spec import UNIT_STD, VGG_IMAGENET_MEAN, KerasApplication, register_model
+from kerascnn.models.spec import (
+    TORCHVISION_TABLE,
+    UNIT_STD,
+    VGG_IMAGENET_MEAN,
+    KerasApplication,
+    PublishedAccuracy,
+    register_model,
+)
 
 # Table 1, one tuple per block (each block ends with "maxpool"). "convK-N": a KxK
 # convolution with N filters; "LRN": local response normalisation.
@@ -215,6 +222,13 @@ KERAS_APPLICATIONS = {
     "E": KerasApplication("VGG19", bgr=True),
 }
 TITLES = {"A-LRN": "VGG-11-LRN", "C": "VGG-16-C"}
+# torchvision's vgg11..vgg19 (the same networks): (top-1, top-5) error.
+TORCHVISION_ERRORS = {
+    "vgg11": (30.98, 11.37),
+    "vgg13": (30.07, 10.75),
+    "vgg16": (28.41, 9.62),
+    "vgg19": (27.62, 9.12),
+}
 # Registry name: (Table 1 column, batch normalisation).
 VARIANTS = {
     "vgg11": ("A", False),
@@ -246,6 +260,11 @@ for _name, (_config, _batch_norm) in VARIANTS.items():
         description=DESCRIPTIONS[_config]
         + (", batch normalisation (torchvision's _bn)" if _batch_norm else ""),
         keras_application=None if _batch_norm else KERAS_APPLICATIONS.get(_config),
+        imagenet_accuracy=PublishedAccuracy.from_errors(
+            *TORCHVISION_ERRORS[_name], TORCHVISION_TABLE
+        )
+        if _name in TORCHVISION_ERRORS
+        else None,
         config=_config,
         batch_norm=_batch_norm,
     )
