@@ -31,6 +31,8 @@ from kerascnn.export import FORMATS, QUANTIZE_MODES, export_trained
 from kerascnn.export.saved_model import DEFAULT_TOP_K
 from kerascnn.inspection.report import write_report
 from kerascnn.models import list_models, model_info
+from kerascnn.models.convert.conversion import convert_checkpoint
+from kerascnn.models.convert.torchvision import TABLE_URL
 from kerascnn.training import lr_find as lr_find_module
 from kerascnn.training.config import OutputConfig, TrainConfig, flat_fields, flat_hints
 from kerascnn.training.distribute import resolve_cluster
@@ -292,37 +294,56 @@ def parity_line(parity: dict) -> str:
 @main.command(cls=Command)
 @click.argument("pattern", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print everything model_info knows, as JSON.")
-def models(pattern, as_json):
+@click.option(
+    "--weights",
+    type=click.Choice(["imagenet", "torchvision"]),
+    help="Only the models with these published weights, with their ImageNet accuracy.",
+)
+def models(pattern, as_json, weights):
     """List the registered models (optionally those matching a shell PATTERN).
 
     Parameters and multiply-accumulates are for one image at the default input and the
-    paper's class count, without auxiliary heads."""
+    paper's class count, without auxiliary heads. With --weights torchvision: the ImageNet-1K
+    validation top-1/top-5 torchvision publishes for the weights create_model(NAME,
+    weights="torchvision") converts (torchvision's model table)."""
     names = list_models(pattern)
-    if not names:
-        raise click.BadParameter(f"no model matches {pattern!r}", param_hint="PATTERN")
     infos = [model_info(name) for name in names]
+    if weights:
+        infos = [info for info in infos if weights in info["weights"]]
+    if not infos:
+        raise click.BadParameter(f"no model matches {pattern!r}", param_hint="PATTERN")
     if as_json:
         click.echo(json.dumps(infos, indent=2))
         return
-    rows = [("name", "parameters", "MACs", "input", "min", "network")]
+    accuracy = weights == "torchvision"
+    rows = [("name", "parameters", "MACs", "input", "min")]
+    rows[0] += ("top-1", "top-5") if accuracy else ()
     for info in infos:
-        rows.append(
-            (
-                info["name"],
-                f"{info['parameters']:,}",
-                _si(info["multiply_accumulates"]),
-                "x".join(map(str, info["input_shape"])),
-                "x".join(map(str, info["min_size"])),
-                f"{info['title']} ({info['paper']})",
-            )
+        row = (
+            info["name"],
+            f"{info['parameters']:,}",
+            _si(info["multiply_accumulates"]),
+            "x".join(map(str, info["input_shape"])),
+            "x".join(map(str, info["min_size"])),
         )
+        if accuracy:
+            published = info["weights"]["torchvision"]
+            row += (f"{published['top1']:.2f}%", f"{published['top5']:.2f}%")
+        rows.append(row)
+    rows[0] += ("network",)
+    rows[1:] = [
+        row + (f"{info['title']} ({info['paper']})",)
+        for row, info in zip(rows[1:], infos, strict=True)
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         cells = [
-            f"{cell:>{width}}" if 1 <= i <= 2 else f"{cell:<{width}}"
+            f"{cell:<{width}}" if i == 0 or i in (3, 4) else f"{cell:>{width}}"
             for i, (cell, width) in enumerate(zip(row, widths, strict=False))
         ]
         click.echo("  ".join(cells) + "  " + row[-1])
+    if accuracy:
+        click.echo(f"ImageNet-1K validation accuracy as published in {TABLE_URL}")
 
 
 def _si(count: int) -> str:
@@ -1109,6 +1130,25 @@ def ensemble(members, name, output_dir, export_dir, export, overwrite):
         click.echo(f"  export   {outcome.export.directory}")
         for kind, parity in outcome.export.parity.items():
             click.echo(f"  parity {kind:<16} {parity_line(parity)}")
+
+
+@main.command(cls=Command)
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--model", "model_name", required=True, help="Registered name of the network.")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False), help="X.weights.h5 to write."
+)
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+def convert(checkpoint, model_name, out, overwrite):
+    """Convert a torchvision checkpoint (FILE.pth or FILE.safetensors, a state_dict) into
+    our network's .weights.h5 (with its 1000-class classifier and torchvision's input
+    normalisation): create_model(NAME, weights=OUT) loads it. The .pth is read without
+    running any of its code."""
+    result = convert_checkpoint(checkpoint, model_name, out, overwrite=overwrite)
+    click.echo(
+        f"wrote {result.out}: {result.model}, {result.parameters:,} parameters, converted in "
+        f"{result.seconds:.1f} s"
+    )
 
 
 train = main.command(cls=Command)(train)

@@ -289,7 +289,7 @@ IMAGENET_DENSENETS = (
     (264, (6, 12, 64, 48), None),
 )
 
-for _depth, _blocks, _application in IMAGENET_DENSENETS:
+for _depth, _blocks, _application in IMAGENET_DENSENETS:  # k=32
     register_model(
         f"densenet{_depth}",
         DenseNet,
@@ -308,6 +308,23 @@ for _depth, _blocks, _application in IMAGENET_DENSENETS:
         blocks=_blocks,
         growth_rate=32,
     )
+
+register_model(
+    "densenet161",
+    DenseNet,
+    title="DenseNet-161",
+    paper=PAPER,
+    input_shape=(224, 224, 3),
+    min_size=(29, 29),
+    num_classes=1000,
+    mean=TORCHVISION_IMAGENET_MEAN,
+    std=TORCHVISION_IMAGENET_STD,
+    # The ImageNet DenseNet-BC with k=48 of Table 3 (blocks 6-12-36-24, a first convolution
+    # of 2k = 96 filters), in torchvision's configuration.
+    description="ImageNet DenseNet-BC, k=48, dense blocks 6-12-36-24",
+    blocks=(6, 12, 36, 24),
+    growth_rate=48,
+)
 
 register_model(
     "densenet_bc_100_12",

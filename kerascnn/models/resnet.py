@@ -27,10 +27,12 @@ load into ``resnet50`` ... ``resnet152_v2``. Keras's conventions, kept for those
   convolutions not followed by BN have biases.
 - Batch normalisation epsilon 1.001e-5.
 
-``resnet18``/``resnet34``, ``resnext*`` and ``wide_resnet50_2`` follow torchvision instead
+``resnet18``/``resnet34``, ``resnet50_v1_5`` ... ``resnet152_v1_5``, ``resnext*`` and
+``wide_resnet50_2`` follow torchvision instead
 (with the same names, and Keras's BN epsilon): no convolution biases, so their trainable
-parameters equal torchvision's, and ResNeXt and the wide ResNet subsample by the 3x3
-convolution (ResNet v1.5), as the ResNeXt paper's code does.
+parameters equal torchvision's, and the v1.5 networks, ResNeXt and the wide ResNet subsample
+by the 3x3 convolution (ResNet v1.5), as the ResNeXt paper's code does; torchvision's ImageNet
+weights load into all of them (``weights="torchvision"``).
 
 Stochastic depth (``stochastic_depth=p_L``, off by default) puts a ``StochasticDepth`` layer
 on every residual branch before the addition, the survival probability decaying linearly to
@@ -502,6 +504,25 @@ for _depth in (50, 101, 152):
         stride_in_1x1=False,
         name=f"resnet{_depth}_v2",
         keras_application=KerasApplication(f"ResNet{_depth}V2"),
+    )
+
+# ResNet v1.5: He et al.'s bottleneck networks with the stride on the 3x3 convolution, no
+# convolution biases and torchvision's statistics, as Facebook's Torch code (fb.resnet.torch,
+# Gross & Wilber 2016) and torchvision build them; the name "v1.5" is NVIDIA's. torchvision's
+# ImageNet weights fit these, not the Caffe-layout ``resnet50`` (weights="torchvision").
+RESNET_V1_5 = f"{HE_2015}; v1.5 as torchvision's (Gross, Wilber 2016, fb.resnet.torch)"
+for _depth in (50, 101, 152):
+    register_model(
+        f"resnet{_depth}_v1_5",
+        ResNet,
+        title=f"ResNet-{_depth} v1.5",
+        paper=RESNET_V1_5,
+        **IMAGENET,
+        **TORCHVISION_STATISTICS,
+        description="ImageNet ResNet v1.5: stride on the 3x3, torchvision's layout",
+        stages=DEPTHS[_depth],
+        stride_in_1x1=False,
+        name=f"resnet{_depth}_v1_5",
     )
 
 for _name, _title, _paper, _depth, _groups, _width, _description in (
