@@ -94,13 +94,25 @@ def read_pth(path: str | os.PathLike) -> dict[str, np.ndarray]:
         else:
             with open(path, "rb") as file:
                 loaded = _load_legacy(file)
-    except pickle.UnpicklingError as error:
+    except Refused as error:
         raise InvalidArgumentError(f"{path}: refused: {error}; nothing in it was run") from None
-    except (EOFError, KeyError, ValueError, TypeError, struct.error, zipfile.BadZipFile) as error:
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        KeyError,
+        ValueError,
+        TypeError,
+        struct.error,
+        zipfile.BadZipFile,
+    ) as error:
         raise InvalidArgumentError(
             f"{path} is not a PyTorch checkpoint: {first_line(error)}"
         ) from None
     return state_dict_of(loaded, path)
+
+
+class Refused(pickle.UnpicklingError):
+    """The pickle names a function or class a state dict has no use for."""
 
 
 class TensorUnpickler(pickle.Unpickler):
@@ -123,7 +135,7 @@ class TensorUnpickler(pickle.Unpickler):
             return _rebuild_parameter
         if module == "torch" and name in STORAGE_DTYPES:
             return StorageType(STORAGE_DTYPES[name])
-        raise pickle.UnpicklingError(
+        raise Refused(
             f"the pickle names {module}.{name}, which is not a tensor or a plain container"
         )
 
@@ -144,7 +156,7 @@ class StorageType:
 
 
 def _rebuild_tensor(storage, offset, size, stride, *_ignored) -> np.ndarray:
-    """``torch._utils._rebuild_tensor_v2``: a strided view of the storage, copied."""
+    """``torch._utils._rebuild_tensor_v2``: a view of the storage (a copy where strided)."""
     if isinstance(storage, PendingStorage):
         return PendingTensor(storage.key, (offset, size, stride))
     if not isinstance(storage, np.ndarray):
@@ -158,7 +170,7 @@ def _rebuild_tensor(storage, offset, size, stride, *_ignored) -> np.ndarray:
         raise pickle.UnpicklingError("a tensor reaching outside its storage")
     strides = tuple(s * storage.itemsize for s in stride)
     view = np.lib.stride_tricks.as_strided(storage[offset:], size, strides, writeable=False)
-    return np.array(view)
+    return view if view.flags.c_contiguous else view.copy()  # read-only unless copied
 
 
 def _rebuild_parameter(data, *_ignored) -> np.ndarray:
@@ -174,7 +186,7 @@ def _from_bytes(raw: bytes, dtype: str, numel: int, byteorder: str = "little") -
         return (halves[:numel].astype(np.uint32) << 16).view(np.float32)
     element = np.dtype(dtype).newbyteorder("<" if byteorder == "little" else ">")
     values = np.frombuffer(raw, dtype=element, count=numel)
-    return values.astype(values.dtype.newbyteorder("="))
+    return values.astype(values.dtype.newbyteorder("="), copy=False)  # no copy if native
 
 
 def _load_zip(archive: zipfile.ZipFile) -> Any:

@@ -75,8 +75,9 @@ def _flattened_dense_kernel(shape: tuple[int, int, int]) -> Callable[[np.ndarray
 
     def convert(kernel: np.ndarray) -> np.ndarray:
         out = kernel.shape[0]
-        kernel = kernel.reshape(out, channels, height, width).transpose(2, 3, 1, 0)
-        return kernel.reshape(height * width * channels, out)
+        # (out, C, H, W) -> (out, H, W, C) within each row, then one transpose to (in, out).
+        kernel = kernel.reshape(out, channels, height * width).transpose(0, 2, 1)
+        return np.ascontiguousarray(kernel).reshape(out, height * width * channels).T
 
     return convert
 
@@ -140,7 +141,7 @@ def _checked(expected: Expected, tensors, layer, model, source) -> np.ndarray:
             f"{source}: tensor {expected.key} {tuple(value.shape)} does not fit "
             f"{model.name}'s {layer.name}, which needs {expected.torch_shape}"
         )
-    converted = np.asarray(expected.convert(value.astype(np.float32)))
+    converted = np.asarray(expected.convert(value.astype(np.float32, copy=False)))
     assert converted.shape == expected.shape, (expected.key, converted.shape)
     return converted
 

@@ -167,6 +167,8 @@ def downloaded_checkpoint(spec: ModelSpec, origin: str | None = None) -> Path:
     ``origin`` replaces the published URL (a mirror, or a local ``file://`` copy).
     """
     entry = published(spec)
+    if CACHE_DIR is not None:  # Keras falls back to /tmp/.keras for a folder not yet made
+        Path(CACHE_DIR).mkdir(parents=True, exist_ok=True)
     path = Path(
         keras.utils.get_file(
             entry.file, origin=origin or entry.url, cache_dir=CACHE_DIR, cache_subdir="models"
