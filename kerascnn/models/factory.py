@@ -100,6 +100,26 @@ def list_models(pattern: str | None = None) -> list[str]:
     return MODELS.names(pattern)
 
 
+def published_statistics(name: str, weights: str) -> dict[str, tuple[float, ...]]:
+    """The ``mean``/``std`` options a model of ``name`` needs for published ``weights``
+    (torchvision's statistics for ``"torchvision"``; none for ``"imagenet"``, whose networks
+    are registered with their application's)."""
+    return torchvision.converted_statistics(MODELS.get(name), weights)
+
+
+def check_published(name: str, weights: str) -> None:
+    """Refuse ``weights`` ("imagenet", "torchvision") that are not published for ``name``."""
+    spec = MODELS.get(name)
+    if weights == torchvision.SOURCE:
+        torchvision.published(spec)
+    elif weights == "imagenet" and spec.keras_application is None:
+        raise InvalidArgumentError(f"{spec.title} has no keras.applications ImageNet weights")
+    elif weights not in ("imagenet", torchvision.SOURCE):
+        raise InvalidArgumentError(
+            f"published weights are 'imagenet' or 'torchvision'; received {weights!r}"
+        )
+
+
 def _check_input_shape(spec: ModelSpec, input_shape: Sequence[int] | None) -> tuple[int, ...]:
     if input_shape is None:
         return tuple(spec.input_shape)

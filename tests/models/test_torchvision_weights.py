@@ -15,6 +15,7 @@ slow tests.
 import hashlib
 import sys
 
+import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -260,3 +261,27 @@ def test_a_download_whose_hash_differs_from_its_name_is_deleted(
     with pytest.raises(InvalidArgumentError, match="does not start with 00000000"):
         kerascnn.create_model("resnet18", weights="torchvision")
     assert not cached.exists()
+
+
+@pytest.mark.slow
+def test_training_starts_from_torchvision_weights_with_a_new_classifier(
+    networks, tmp_path, monkeypatch
+):
+    """kerascnn-train --weights torchvision: every layer but conv10 (the classifier, sized for
+    the dataset's 10 classes) starts from the published weights; --freeze-until keeps them."""
+    from kerascnn.cli import train_main
+
+    _, pth, _ = networks("squeezenet1_1")
+    serve(monkeypatch, tmp_path, pth, name="squeezenet1_1")
+    arguments = ["--model", "squeezenet1_1", "--weights", "torchvision", "--image-size", "31"]
+    arguments += ["--freeze-until", "fire9_concat", "--epochs", "1", "--no-export"]
+    arguments += ["--output-dir", str(tmp_path / "runs"), "--run-name", "tv"]
+    result = CliRunner().invoke(train_main, arguments)
+    assert result.exit_code == 0, result.output
+    assert "torchvision weights: loaded 25 layers; the classifier starts afresh" in result.output
+    trained = keras.saving.load_model(tmp_path / "runs" / "tv" / "model.keras")
+    tensors = read_checkpoint(pth)  # a frozen layer kept torchvision's kernel
+    np.testing.assert_array_equal(
+        trained.get_layer("fire9_expand3x3").get_weights()[0],
+        tensors["features.12.expand3x3.weight"].transpose(2, 3, 1, 0),
+    )
