@@ -221,7 +221,9 @@ def copy_by_name(source: keras.Model, target: keras.Model, *, what: str) -> None
         if [v.shape for v in values] != [tuple(w.shape) for w in layer.weights]:
             raise InvalidArgumentError(
                 f"{what} do not fit {target.name}'s {layer.name}: "
-                f"{[v.shape for v in values]} != {[tuple(w.shape) for w in layer.weights]}"
+                f"{[v.shape for v in values]} != {[tuple(w.shape) for w in layer.weights]} "
+                f"(a classifier reading a flattened map needs the default input size; "
+                f"include_top=False takes any)"
             )
         pending.append((layer, values))
     assign.assign(pending)
