@@ -4,8 +4,8 @@ For every network with published torchvision weights, in a fresh process each (s
 memory is the conversion's): torchvision's model with random weights and batch-norm statistics
 that are not the defaults is saved as a .pth; `kerascnn convert` (``convert_checkpoint``) turns
 it into a .weights.h5 (timed, peak resident memory read after); the file is loaded with
-``create_model(name, weights=...)`` and ours on one 224x224 image of raw pixels is compared
-with torchvision's model on ``(x / 255 - mean) / std``. Prints one JSON line per network.
+``create_model(name, weights=...)`` and ours on one image of raw pixels at its default input
+is compared with torchvision's model on ``(x / 255 - mean) / std``. One JSON line per network.
 
     python benchmarks/torchvision_weights.py [NAME ...]
 """
@@ -18,8 +18,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-
-SIZE = 224
 
 
 def measure(name: str) -> dict:
@@ -51,7 +49,8 @@ def measure(name: str) -> dict:
         seconds = time.perf_counter() - started
         rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         ours = kerascnn.create_model(name, weights=result.out, classifier_activation=None)
-        pixels = np.random.default_rng(0).uniform(0, 255, (1, SIZE, SIZE, 3)).astype("float32")
+        size = ours.input.shape[1:3]  # the default input: 224x224, SqueezeNet's 227x227
+        pixels = np.random.default_rng(0).uniform(0, 255, (1, *size, 3)).astype("float32")
         mean, std = (np.asarray(tv.STATISTICS[k], "float32") for k in ("mean", "std"))
         with torch.no_grad():
             x = torch.from_numpy(((pixels - mean) / std).transpose(0, 3, 1, 2).copy())
