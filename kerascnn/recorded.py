@@ -21,6 +21,8 @@ from kerascnn.files import read_yaml
 PACKAGE = Path(__file__).resolve().parent
 MODELS_TABLE = PACKAGE / "models" / "complexity.json"
 RECIPES = PACKAGE / "configs"
+# torchvision's table of its pretrained models and their ImageNet accuracies.
+TORCHVISION_TABLE_URL = "https://docs.pytorch.org/vision/stable/models.html"
 
 
 @functools.cache

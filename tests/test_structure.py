@@ -26,7 +26,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "kerascnn"
 # import only parts of lower layers. ``kerascnn`` is the package's __init__ (the public API).
 LAYERS = (
     ("errors",),
-    ("registry", "settings", "files", "quiet"),
+    ("registry", "settings", "files", "quiet", "weights"),
     ("recorded",),
     ("models", "data", "plotting"),
     ("runtime", "evaluation", "comparison"),
@@ -48,6 +48,8 @@ DEFERRED = {
     ("kerascnn.export.onnx", "tf2onnx"): "the optional [onnx] extra",
     ("kerascnn.data.sources.tfds", "tensorflow_datasets"): "the optional [tfds] extra",
     ("kerascnn.demo", "kerascnn.demo.page"): "imports gradio, the optional [demo] extra",
+    ("kerascnn.weights.readers", "safetensors"): "the optional [torchvision] extra",
+    ("kerascnn.weights.readers", "safetensors.numpy"): "the optional [torchvision] extra",
 }
 MAX_FUNCTION_LINES = 60
 

@@ -32,6 +32,7 @@ COMMANDS = {
     "ensemble": ("science", "Average the predictions of several trained models."),
     "summary": ("networks", "One network layer by layer: shapes, parameters, MACs, memory."),
     "compare": ("networks", "Networks side by side, with published accuracy and a chart."),
+    "convert": ("networks", "Convert a torchvision checkpoint into a network's weights."),
     "models": ("listing", "List the registered models with their sizes and papers."),
     "recipes": ("listing", "List the papers' training recipes."),
 }

@@ -9,43 +9,59 @@ import click
 
 import kerascnn
 from kerascnn.cli.base import Command
-from kerascnn.recorded import list_recipes, model_names, models_table
+from kerascnn.recorded import TORCHVISION_TABLE_URL, list_recipes, model_names, models_table
 
 
 @click.command(cls=Command)
 @click.argument("pattern", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print everything model_info knows, as JSON.")
-def models(pattern, as_json):
+@click.option(
+    "--weights",
+    type=click.Choice(["imagenet", "torchvision"]),
+    help="Only the models with these published weights, with their ImageNet accuracy.",
+)
+def models(pattern, as_json, weights):
     """List the registered models (optionally those matching a shell PATTERN).
 
     Parameters and multiply-accumulates are for one image at the default input and the
-    paper's class count, without auxiliary heads."""
+    paper's class count, without auxiliary heads. With --weights torchvision: the ImageNet-1K
+    validation top-1/top-5 torchvision publishes for the weights create_model(NAME,
+    weights="torchvision") converts (torchvision's model table)."""
     names = model_names(pattern)
-    if not names:
+    if as_json or weights:  # what only the registry knows
+        infos = [kerascnn.model_info(name) for name in names]
+        infos = [info for info in infos if weights is None or weights in info["weights"]]
+    else:
+        infos = [{"name": name, **models_table()[name]} for name in names]
+    if not infos:
         raise click.BadParameter(f"no model matches {pattern!r}", param_hint="PATTERN")
     if as_json:
-        click.echo(json.dumps([kerascnn.model_info(name) for name in names], indent=2))
+        click.echo(json.dumps(infos, indent=2))
         return
-    rows = [("name", "parameters", "MACs", "input", "min", "network")]
-    for name in names:
-        info = models_table()[name]
-        rows.append(
-            (
-                name,
-                f"{info['parameters']:,}",
-                si(info["multiply_accumulates"]),
-                "x".join(map(str, info["input_shape"])),
-                "x".join(map(str, info["min_size"])),
-                f"{info['title']} ({info['paper']})",
-            )
+    accuracy = weights == "torchvision"
+    rows = [("name", "parameters", "MACs", "input", "min", *(("top-1", "top-5") * accuracy))]
+    for info in infos:
+        row = (
+            info["name"],
+            f"{info['parameters']:,}",
+            si(info["multiply_accumulates"]),
+            "x".join(map(str, info["input_shape"])),
+            "x".join(map(str, info["min_size"])),
         )
+        if accuracy:
+            published = info["weights"]["torchvision"]
+            row += (f"{published['top1']:.2f}%", f"{published['top5']:.2f}%")
+        rows.append((*row, f"{info['title']} ({info['paper']})"))
+    rows[0] += ("network",)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:
         cells = [
-            f"{cell:>{width}}" if 1 <= i <= 2 else f"{cell:<{width}}"
+            f"{cell:<{width}}" if i == 0 or i in (3, 4) else f"{cell:>{width}}"
             for i, (cell, width) in enumerate(zip(row, widths, strict=False))
         ]
         click.echo("  ".join(cells) + "  " + row[-1])
+    if accuracy:
+        click.echo(f"ImageNet-1K validation accuracy as published in {TORCHVISION_TABLE_URL}")
 
 
 def si(count: int) -> str:

@@ -1,5 +1,6 @@
-"""The networks as case studies: ``kerascnn summary`` (one row per layer, CS231n's VGG-16
-table) and ``kerascnn compare`` (side by side, Canziani et al.'s chart)."""
+"""The networks as case studies and as pretrained backbones: ``kerascnn summary`` (one row per
+layer, CS231n's VGG-16 table), ``kerascnn compare`` (side by side, Canziani et al.'s chart) and
+``kerascnn convert`` (torchvision's weights into our networks)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from kerascnn import comparison
 from kerascnn.cli.base import Command
 from kerascnn.errors import MissingFileError
 from kerascnn.models import summary as model_summary
+from kerascnn.models.convert.conversion import convert_checkpoint
 
 
 def _input_size(ctx, param, value):
@@ -67,3 +69,22 @@ def compare(names, plot_path, as_json):
             click.echo(line)
     if plot_path:
         click.echo(f"chart: {plot_path}", err=as_json)
+
+
+@click.command(cls=Command)
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("--model", "model_name", required=True, help="Registered name of the network.")
+@click.option(
+    "--out", required=True, type=click.Path(dir_okay=False), help="X.weights.h5 to write."
+)
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
+def convert(checkpoint, model_name, out, overwrite):
+    """Convert a torchvision checkpoint (FILE.pth or FILE.safetensors, a state_dict) into
+    our network's .weights.h5 (with its 1000-class classifier and torchvision's input
+    normalisation): create_model(NAME, weights=OUT) loads it. The .pth is read without
+    running any of its code."""
+    result = convert_checkpoint(checkpoint, model_name, out, overwrite=overwrite)
+    click.echo(
+        f"wrote {result.out}: {result.model}, {result.parameters:,} parameters, converted in "
+        f"{result.seconds:.1f} s"
+    )

@@ -30,7 +30,12 @@ from kerascnn.models import (  # noqa: F401  (registers the models)
     vgg,
 )
 from kerascnn.models.catalogue import model_info
-from kerascnn.models.factory import create_model, list_models
+from kerascnn.models.factory import (
+    check_published,
+    create_model,
+    list_models,
+    published_statistics,
+)
 from kerascnn.models.spec import MODELS, KerasApplication, ModelSpec
 
 # Over twice what the deepest registered network needs, built plain (see above).
@@ -43,7 +48,9 @@ __all__ = [
     "MODELS",
     "KerasApplication",
     "ModelSpec",
+    "check_published",
     "create_model",
     "list_models",
     "model_info",
+    "published_statistics",
 ]

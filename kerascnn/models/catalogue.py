@@ -18,6 +18,7 @@ from typing import Any
 
 import keras
 
+from kerascnn.models.convert.torchvision import PUBLISHED, TABLE_URL
 from kerascnn.models.counting import multiply_accumulates
 from kerascnn.models.factory import create_model
 from kerascnn.models.spec import MODELS
@@ -34,7 +35,10 @@ def model_info(name: str) -> dict[str, Any]:
         ``num_classes``, ``parameters``, ``trainable_parameters`` and
         ``multiply_accumulates`` (of one image, computed from the layers; at the paper's
         class count and default input, without auxiliary heads), ``auxiliary_loss_weights``,
-        ``keras_application`` (its name, or None),
+        ``keras_application`` (its name, or None), ``weights`` (the published weights
+        ``create_model(name, weights=...)`` takes: ``{"imagenet": {...}, "torchvision":
+        {"url", "top1", "top5", "source"}}``, the ImageNet-1K accuracies as torchvision
+        publishes them),
         ``preprocessing`` (``{"mean": ..., "std": ...}`` in raw pixel units), ``options``
         (the family options and their defaults for this variant) and ``description``.
     """
@@ -51,11 +55,31 @@ def model_info(name: str) -> dict[str, Any]:
         "preprocessing": {"mean": list(spec.mean), "std": list(spec.std)},
         "auxiliary_loss_weights": list(spec.auxiliary_loss_weights),
         "keras_application": spec.keras_application and spec.keras_application.name,
+        "weights": available_weights(name),
         "options": {
             **{k: v for k, v in spec.family_options().items() if k not in ("mean", "std")},
             **spec.options,
         },
     }
+
+
+def available_weights(name: str) -> dict[str, dict[str, Any]]:
+    """The published weights of ``name``, by the value of ``weights=`` that loads them."""
+    spec = MODELS.get(name)
+    available: dict[str, dict[str, Any]] = {}
+    if spec.keras_application is not None:
+        available["imagenet"] = {"source": f"keras.applications.{spec.keras_application.name}"}
+    entry = PUBLISHED.get(name)
+    if entry is not None:
+        available["torchvision"] = {
+            "url": entry.url,
+            "weights": entry.weights,
+            "top1": entry.top1,
+            "top5": entry.top5,
+            "resize": entry.resize,
+            "source": f"torchvision's model table, {TABLE_URL}",
+        }
+    return available
 
 
 def measure(name: str) -> dict[str, int]:

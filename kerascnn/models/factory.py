@@ -3,6 +3,7 @@ What is known of a model without building it, ``model_info``, is in ``catalogue.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +13,7 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError, MissingFileError, first_line
 from kerascnn.models import features, layers, pretrained
+from kerascnn.models.convert import torchvision
 from kerascnn.models.spec import MODELS, ModelSpec
 
 WEIGHT_SUFFIXES = (".weights.h5", ".keras")
@@ -44,9 +46,12 @@ def create_model(
         classifier_activation: "softmax" (probabilities) or None (logits).
         weights: None (random initialisation); ``"imagenet"`` for the published ImageNet
             weights of the keras.applications model of the same name (models with a
-            ``keras_application`` in their spec; downloaded once into Keras's cache); or a
+            ``keras_application`` in their spec; downloaded once into Keras's cache);
+            ``"torchvision"`` for torchvision's ImageNet weights, converted (the networks of
+            ``kerascnn.models.convert.PUBLISHED``; downloaded and converted once, into Keras's
+            cache; the model then normalises its input with torchvision's statistics); or a
             ``.weights.h5``/``.keras`` file saved from this architecture or from that
-            keras.applications model.
+            keras.applications model (or converted by ``kerascnn convert``).
         features_only: return the backbone's feature maps instead (``features.feature_model``):
             one output per stage, at strides 2, 4, 8, 16, 32 (as many as the network has),
             described by the model's ``feature_info``; ``include_top`` and ``pooling`` are
@@ -72,6 +77,8 @@ def create_model(
         raise InvalidArgumentError("out_indices needs features_only=True")
     layers.check_head_arguments(num_classes, include_top, pooling)
     kwargs = {**spec.options, "mean": spec.mean, "std": spec.std}
+    if weights is not None:  # converted weights expect their own input statistics
+        kwargs.update(torchvision.converted_statistics(spec, weights))
     valid = sorted(spec.family_options())
     for key, value in options.items():
         if key not in valid:
@@ -107,6 +114,26 @@ def list_models(pattern: str | None = None) -> list[str]:
     return MODELS.names(pattern)
 
 
+def published_statistics(name: str, weights: str) -> dict[str, tuple[float, ...]]:
+    """The ``mean``/``std`` options a model of ``name`` needs for published ``weights``
+    (torchvision's statistics for ``"torchvision"``; none for ``"imagenet"``, whose networks
+    are registered with their application's)."""
+    return torchvision.converted_statistics(MODELS.get(name), weights)
+
+
+def check_published(name: str, weights: str) -> None:
+    """Refuse ``weights`` ("imagenet", "torchvision") that are not published for ``name``."""
+    spec = MODELS.get(name)
+    if weights == torchvision.SOURCE:
+        torchvision.published(spec)
+    elif weights == "imagenet" and spec.keras_application is None:
+        raise InvalidArgumentError(f"{spec.title} has no keras.applications ImageNet weights")
+    elif weights not in ("imagenet", torchvision.SOURCE):
+        raise InvalidArgumentError(
+            f"published weights are 'imagenet' or 'torchvision'; received {weights!r}"
+        )
+
+
 def _check_input_shape(spec: ModelSpec, input_shape: Sequence[int] | None) -> tuple[int, ...]:
     if input_shape is None:
         return tuple(spec.input_shape)
@@ -135,6 +162,9 @@ def _load_weights(
     **application_arguments: Any,
 ) -> None:
     application = spec.keras_application
+    if weights == torchvision.SOURCE:
+        _load_torchvision(spec, model, application_arguments)
+        return
     if weights == "imagenet":
         if application is None:
             raise InvalidArgumentError(
@@ -158,6 +188,18 @@ def _load_weights(
         if pretrained.stored_variable_count(path) == len(inference.weights):
             target = inference
     load_weights(target, path)
+
+
+def _load_torchvision(spec: ModelSpec, model: keras.Model, arguments: dict) -> None:
+    """torchvision's weights, converted once into Keras's cache, copied by layer name into
+    ``model`` (any input size and head the weights fit)."""
+    torchvision.published(spec)
+    torchvision.check_head(spec, arguments)
+    build = functools.partial(create_model, spec.name, **torchvision.STATISTICS)
+    cached = torchvision.cached_weights(spec, build)
+    reference = build(include_top=True, num_classes=1000)
+    reference.load_weights(cached)
+    torchvision.copy_by_name(reference, model, what=f"torchvision's {spec.name} weights")
 
 
 def load_weights(model: keras.Model, weights: str | os.PathLike) -> None:

@@ -60,9 +60,9 @@ from keras import ops
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
 from kerascnn.models.spec import (
+    KERAS_APPLICATIONS_TABLE,
     KERAS_TF_MEAN,
     KERAS_TF_STD,
-    TORCHVISION_TABLE,
     KerasApplication,
     PublishedAccuracy,
     register_model,
@@ -829,7 +829,7 @@ register_model(
     std=KERAS_TF_STD,
     auxiliary_loss_weights=(0.4,),
     keras_application=KerasApplication("InceptionV3"),
-    imagenet_accuracy=PublishedAccuracy.from_errors(22.55, 6.44, TORCHVISION_TABLE),
+    imagenet_accuracy=PublishedAccuracy(77.9, 93.7, KERAS_APPLICATIONS_TABLE),
     description="Factorised Inception modules on 35, 17 and 8 grids, BN auxiliary head (23.9M)",
 )
 register_model(

@@ -27,10 +27,12 @@ load into ``resnet50`` ... ``resnet152_v2``. Keras's conventions, kept for those
   convolutions not followed by BN have biases.
 - Batch normalisation epsilon 1.001e-5.
 
-``resnet18``/``resnet34``, ``resnext*`` and ``wide_resnet50_2`` follow torchvision instead
+``resnet18``/``resnet34``, ``resnet50_v1_5`` ... ``resnet152_v1_5``, ``resnext*`` and
+``wide_resnet50_2`` follow torchvision instead
 (with the same names, and Keras's BN epsilon): no convolution biases, so their trainable
-parameters equal torchvision's, and ResNeXt and the wide ResNet subsample by the 3x3
-convolution (ResNet v1.5), as the ResNeXt paper's code does.
+parameters equal torchvision's, and the v1.5 networks, ResNeXt and the wide ResNet subsample
+by the 3x3 convolution (ResNet v1.5), as the ResNeXt paper's code does; torchvision's ImageNet
+weights load into all of them (``weights="torchvision"``).
 
 Stochastic depth (``stochastic_depth=p_L``, off by default) puts a ``StochasticDepth`` layer
 on every residual branch before the addition, the survival probability decaying linearly to
@@ -48,6 +50,7 @@ import keras
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
 from kerascnn.models.spec import (
+    KERAS_APPLICATIONS_TABLE,
     KERAS_TF_MEAN,
     KERAS_TF_STD,
     TORCHVISION_IMAGENET_MEAN,
@@ -460,13 +463,11 @@ DEPTHS = {
 # torchvision's resnet18..152: (top-1, top-5) error. Its ResNet-50/101/152 subsample on the
 # 3x3 convolution of a bottleneck, ours (the paper's Caffe models) on the first 1x1.
 TORCHVISION_ERRORS = {
-    18: (30.24, 10.92),
-    34: (26.70, 8.58),
-    50: (23.85, 7.13),
-    101: (22.63, 6.44),
-    152: (21.69, 5.94),
+    18: (30.242, 10.922),
+    34: (26.686, 8.58),
 }
-STRIDE_ON_3X3 = " (torchvision's ResNet, which subsamples on the 3x3)"
+# keras.applications' ResNet50/101/152: top-1, top-5 accuracy (the paper's v1, as ours).
+KERAS_ACCURACY = {50: (74.9, 92.1), 101: (76.4, 92.8), 152: (76.6, 93.1)}
 
 for _depth in (18, 34):
     register_model(
@@ -497,9 +498,7 @@ for _depth in (50, 101, 152):
         mean=VGG_IMAGENET_MEAN,
         std=UNIT_STD,
         description="ImageNet ResNet v1, bottleneck blocks",
-        imagenet_accuracy=PublishedAccuracy.from_errors(
-            *TORCHVISION_ERRORS[_depth], TORCHVISION_TABLE + STRIDE_ON_3X3
-        ),
+        imagenet_accuracy=PublishedAccuracy(*KERAS_ACCURACY[_depth], KERAS_APPLICATIONS_TABLE),
         stages=DEPTHS[_depth],
         conv_bias=True,
         name=f"resnet{_depth}",
@@ -521,6 +520,25 @@ for _depth in (50, 101, 152):
         stride_in_1x1=False,
         name=f"resnet{_depth}_v2",
         keras_application=KerasApplication(f"ResNet{_depth}V2"),
+    )
+
+# ResNet v1.5: He et al.'s bottleneck networks with the stride on the 3x3 convolution, no
+# convolution biases and torchvision's statistics, as Facebook's Torch code (fb.resnet.torch,
+# Gross & Wilber 2016) and torchvision build them; the name "v1.5" is NVIDIA's. torchvision's
+# ImageNet weights fit these, not the Caffe-layout ``resnet50`` (weights="torchvision").
+RESNET_V1_5 = f"{HE_2015}; v1.5 as torchvision's (Gross, Wilber 2016, fb.resnet.torch)"
+for _depth in (50, 101, 152):
+    register_model(
+        f"resnet{_depth}_v1_5",
+        ResNet,
+        title=f"ResNet-{_depth} v1.5",
+        paper=RESNET_V1_5,
+        **IMAGENET,
+        **TORCHVISION_STATISTICS,
+        description="ImageNet ResNet v1.5: stride on the 3x3, torchvision's layout",
+        stages=DEPTHS[_depth],
+        stride_in_1x1=False,
+        name=f"resnet{_depth}_v1_5",
     )
 
 for _name, _title, _paper, _depth, _groups, _width, _description in (

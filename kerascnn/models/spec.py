@@ -71,8 +71,12 @@ class KerasApplication:
 
 # Where the published accuracies of the registrations come from.
 TORCHVISION_TABLE = (
-    "torchvision's pretrained-model table, ImageNet 1-crop error rates (224x224), "
-    "ILSVRC-2012 validation set"
+    "torchvision's model table (docs.pytorch.org/vision/stable/models.html), acc@1/acc@5 on "
+    "the ILSVRC-2012 validation set of the weights weights='torchvision' converts"
+)
+KERAS_APPLICATIONS_TABLE = (
+    "keras.applications' table (keras.io/api/applications), top-1/top-5 on the ILSVRC-2012 "
+    "validation set of the weights weights='imagenet' loads"
 )
 
 

@@ -19,7 +19,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from kerascnn.data.sources import check_dataset_name
 from kerascnn.errors import TrainingDivergedError
 from kerascnn.evaluation import evaluate_model, result_warnings
 from kerascnn.files import write_text_atomically
-from kerascnn.models import MODELS, ModelSpec, create_model
+from kerascnn.models import MODELS, ModelSpec, check_published, create_model
 from kerascnn.models.layers import activation_output
 from kerascnn.training import adversarial, averaging, batchnorm, distribute
 from kerascnn.training import tensorboard as board
@@ -125,13 +125,16 @@ def check_transfer(config: TrainConfig, spec: ModelSpec, input_shape) -> None:
     dropped), so a missing ``--init-from`` or an unknown layer is refused before the run
     directory exists."""
     transfer = config.transfer
+    if transfer.weights:  # published for this network? (no download before the run)
+        check_published(config.model, transfer.weights)
     if not (transfer.init_from or transfer.freeze_until or transfer.trainable_from):
         return
     options = dict(config.model_options)
     if spec.auxiliary_loss_weights:
         options.setdefault("aux_logits", True)
-    try:
-        transfer.apply(create_model(config.model, input_shape=input_shape, **options))
+    try:  # the published weights are loaded by the run, not downloaded for the check
+        unloaded = replace(transfer, weights=None)
+        unloaded.apply(create_model(config.model, input_shape=input_shape, **options))
     finally:
         keras.backend.clear_session()
 
@@ -198,6 +201,7 @@ def build(run: Run) -> None:
     off; they are dropped for evaluation and export), and the transfer's initial weights."""
     plan, config = run.plan, run.config
     options = {**run.data.model_options, **config.model_options}
+    options = {**config.transfer.model_options(config.model), **options}
     if plan.spec.auxiliary_loss_weights:
         options.setdefault("aux_logits", True)
     with plan.distribution.scope():
@@ -212,7 +216,9 @@ def build(run: Run) -> None:
         )
         if len(model.outputs) > 1:
             model = AuxiliaryLossModel(model, plan.spec.auxiliary_loss_weights, name=model.name)
-        run.transfer_notes = config.transfer.apply(model)
+        run.transfer_notes = config.transfer.apply(
+            model, name=config.model, input_shape=plan.input_shape, **options
+        )
         model = adversarial.wrap(model, config.adversarial_training)
     for note in run.transfer_notes:
         run.notify(note)

@@ -1,4 +1,9 @@
-"""Transfer learning: initialise from another run's weights, freeze the early layers.
+"""Transfer learning: start from published or another run's weights, freeze the early layers.
+
+``--weights imagenet|torchvision`` starts every layer but the classifier from the published
+ImageNet weights of the network (keras.applications' or torchvision's, converted; see
+``create_model``); the classifier, sized for the dataset's classes, starts afresh, and the
+network normalises its input as those weights expect.
 
 ``--init-from`` takes a run directory (its ``model.keras``, else ``checkpoints/best.keras``),
 a ``.keras`` file or a ``.weights.h5`` file. Layers whose name and weight shapes match are
@@ -19,13 +24,23 @@ import keras
 import numpy as np
 
 from kerascnn.errors import InvalidArgumentError, MissingFileError
+from kerascnn.models import create_model, published_statistics
 from kerascnn.settings import setting
+
+PUBLISHED_WEIGHTS = ("imagenet", "torchvision")
 
 
 @dataclass
 class TransferConfig:
     """Where a run's weights start and which layers stay frozen."""
 
+    weights: str | None = setting(
+        None,
+        "Start from published ImageNet weights ({choices}: keras.applications' or "
+        "torchvision's); the classifier starts afresh.",
+        choices=PUBLISHED_WEIGHTS,
+        shown="",
+    )
     init_from: str | None = setting(
         None,
         "Start from the matching layers of a run, .keras or .weights.h5.",
@@ -42,10 +57,19 @@ class TransferConfig:
     def __post_init__(self) -> None:
         if self.freeze_until and self.trainable_from:
             raise InvalidArgumentError("give freeze_until or trainable_from, not both")
+        if self.weights and self.init_from:
+            raise InvalidArgumentError("give weights or init_from, not both")
 
-    def apply(self, model: keras.Model) -> list[str]:
-        """Load and freeze as configured; lines saying what was done."""
+    def model_options(self, name: str) -> dict:
+        """Build options the weights need (the input statistics they were trained with)."""
+        return published_statistics(name, self.weights) if self.weights else {}
+
+    def apply(self, model: keras.Model, *, name: str | None = None, **build) -> list[str]:
+        """Load and freeze as configured; lines saying what was done. ``name`` and ``build``
+        (``input_shape`` and options) rebuild the network for ``weights``."""
         notes = []
+        if self.weights:
+            notes.append(load_published(model, name, self.weights, **build))
         if self.init_from:
             notes += init_from(model, self.init_from).lines()
         frozen = freeze(model, until=self.freeze_until, trainable_from=self.trainable_from)
@@ -150,6 +174,19 @@ def init_from(model: keras.Model, source: str | Path) -> TransferReport:
     if not report.loaded:
         raise InvalidArgumentError(f"--init-from {source}: no layer matches the model")
     return report
+
+
+def load_published(model: keras.Model, name: str, weights: str, **build) -> str:
+    """Every layer of ``name`` without its classifier, built with ``weights``, into ``model``'s
+    layers of the same names (the classifier keeps its fresh initialisation)."""
+    source = create_model(name, include_top=False, weights=weights, **build)
+    targets = {layer.name: layer for layer in layers_of(model)}
+    loaded = 0
+    for layer in source.layers:
+        if layer.weights and layer.name in targets:
+            targets[layer.name].set_weights(layer.get_weights())
+            loaded += 1
+    return f"{weights} weights: loaded {loaded} layers; the classifier starts afresh"
 
 
 def freeze(model: keras.Model, *, until: str | None = None, trainable_from: str | None = None):

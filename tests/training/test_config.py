@@ -319,6 +319,7 @@ def test_a_flat_config_file_of_the_earlier_layout_still_loads():
         *(f.name for f in dataclasses.fields(AdversarialConfig)),
         *(f.name for f in dataclasses.fields(DistillationConfig)),
         "recompute_bn_stats",
+        "weights",
     }
     assert {key: value for key, value in back.items() if key not in newer} == written
     assert back["recompute_bn_stats"] == "auto"

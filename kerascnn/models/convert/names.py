@@ -1,0 +1,126 @@
+"""Which torchvision module each of our layers is: one explicit name map per family.
+
+A map takes the built model's spec options and returns ``{our layer name: torchvision module
+prefix}`` for every layer with weights (the ``preprocessing`` layer excepted), and the
+prefixes of torchvision's classifier (left over, not wrong, when ``include_top=False``). The
+names are spelt out from each family's layer table, never matched by the order of layers, so a
+layer that moves fails loudly instead of receiving its neighbour's weights.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from kerascnn.models import densenet, resnet, squeezenet, vgg
+
+
+@dataclass(frozen=True)
+class NameMap:
+    """Our layer names and torchvision's module prefixes, and torchvision's classifier."""
+
+    modules: dict[str, str]
+    head: tuple[str, ...]
+
+
+def resnet_names(options: Mapping[str, Any], layer_names: Iterable[str]) -> NameMap:
+    """torchvision's ``ResNet``: ``conv1``/``bn1``, ``layer{s}.{b}.conv{i}``/``bn{i}``,
+    ``downsample.0``/``.1`` (the projection), ``fc``; ours ``conv{s+1}_block{b+1}_{i}_conv``."""
+    modules = {"conv1_conv": "conv1", "conv1_bn": "bn1", "predictions": "fc"}
+    block = re.compile(r"conv(\d)_block(\d+)_(\d)_(conv|bn)")
+    for name in layer_names:
+        match = block.fullmatch(name)
+        if not match:
+            continue
+        stage, number, index, kind = match.groups()
+        prefix = f"layer{int(stage) - 1}.{int(number) - 1}"
+        if index == "0":
+            modules[name] = f"{prefix}.downsample.{0 if kind == 'conv' else 1}"
+        else:
+            modules[name] = f"{prefix}.{kind}{index}"
+    return NameMap(modules, head=("fc",))
+
+
+def vgg_names(options: Mapping[str, Any], layer_names: Iterable[str]) -> NameMap:
+    """torchvision's ``VGG``: ``features.{i}`` numbered through the conv[, BN], ReLU and pool
+    modules of the configuration (Table 1), ``classifier.0``, ``.3``, ``.6`` (FC, ReLU,
+    dropout between)."""
+    batch_norm = options.get("batch_norm", False)
+    modules = {"fc1": "classifier.0", "fc2": "classifier.3", "predictions": "classifier.6"}
+    index = 0
+    for block_index, block in enumerate(vgg.CONFIGS[options.get("config", "D")], start=1):
+        for conv_index, entry in enumerate(block, start=1):
+            if entry == "LRN":
+                raise ValueError("torchvision has no VGG with LRN")
+            name = f"block{block_index}_conv{conv_index}"
+            modules[name] = f"features.{index}"
+            if batch_norm:
+                modules[f"{name}_bn"] = f"features.{index + 1}"
+            index += 3 if batch_norm else 2  # conv, [BN,] ReLU
+        index += 1  # max pool
+    return NameMap(modules, head=("classifier.",))
+
+
+def densenet_names(options: Mapping[str, Any], layer_names: Iterable[str]) -> NameMap:
+    """torchvision's ``DenseNet``: ``features.conv0``/``norm0``, ``denseblock{i}.denselayer{j}``
+    (``norm1``, ``conv1``, ``norm2``, ``conv2``), ``transition{i}`` (``norm``, ``conv``),
+    ``norm5``, ``classifier``."""
+    modules = {
+        "conv1_conv": "features.conv0",
+        "conv1_bn": "features.norm0",
+        "bn": "features.norm5",
+        "predictions": "classifier",
+    }
+    layer_modules = {"0_bn": "norm1", "1_conv": "conv1", "1_bn": "norm2", "2_conv": "conv2"}
+    for stage, count in enumerate(options.get("blocks", (6, 12, 24, 16)), start=1):
+        for layer in range(1, count + 1):
+            for ours, theirs in layer_modules.items():
+                modules[f"conv{stage + 1}_block{layer}_{ours}"] = (
+                    f"features.denseblock{stage}.denselayer{layer}.{theirs}"
+                )
+        modules[f"pool{stage + 1}_bn"] = f"features.transition{stage}.norm"
+        modules[f"pool{stage + 1}_conv"] = f"features.transition{stage}.conv"
+    return NameMap(modules, head=("classifier",))
+
+
+def squeezenet_names(options: Mapping[str, Any], layer_names: Iterable[str]) -> NameMap:
+    """torchvision's ``SqueezeNet``: ``features.{i}`` numbered through conv1, ReLU, the max
+    pools and the Fire modules (``squeeze``, ``expand1x1``, ``expand3x3``); ``classifier.1``
+    (conv10, after dropout)."""
+    layout = squeezenet.VERSIONS[options.get("version", "1.0")]
+    modules = {"conv1": "features.0", "conv10": "classifier.1"}
+    index = 3  # conv1, ReLU, max pool
+    for offset in range(len(squeezenet.FIRE_MODULES)):
+        number = squeezenet.FIRST_FIRE + offset
+        for part in ("squeeze1x1", "expand1x1", "expand3x3"):
+            theirs = "squeeze" if part == "squeeze1x1" else part
+            modules[f"fire{number}_{part}"] = f"features.{index}.{theirs}"
+        index += 2 if number in layout["pool_after"] else 1
+    return NameMap(modules, head=("classifier.",))
+
+
+# Our builder -> its map.
+NAME_MAPS: dict[Callable[..., Any], Callable[..., NameMap]] = {
+    resnet.ResNet: resnet_names,
+    vgg.VGG: vgg_names,
+    densenet.DenseNet: densenet_names,
+    squeezenet.SqueezeNet: squeezenet_names,
+}
+
+# torchvision's DenseNet checkpoints were published with the names of an older torchvision
+# ("denselayer1.norm.1.weight" for "denselayer1.norm1.weight"); torchvision's own loader
+# renames them with this pattern (torchvision/models/densenet.py, _load_state_dict).
+OLD_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
+
+
+def modern_keys(tensors: dict) -> dict:
+    """``tensors`` with old DenseNet names renamed as torchvision renames them."""
+    renamed = {}
+    for key, value in tensors.items():
+        match = OLD_DENSENET_KEY.match(key)
+        renamed[match.group(1) + match.group(2) if match else key] = value
+    return renamed

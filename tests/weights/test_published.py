@@ -1,0 +1,50 @@
+"""Which networks have torchvision's weights, and what ``kerascnn models`` says of them (no
+torch, no network)."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import kerascnn
+from kerascnn.cli import main
+from kerascnn.errors import InvalidArgumentError
+from kerascnn.models import model_info
+from kerascnn.models.convert import PUBLISHED
+from kerascnn.models.convert.assign import _flattened_dense_kernel
+
+
+def test_a_network_without_torchvision_weights_says_which_have_them():
+    with pytest.raises(InvalidArgumentError, match="no torchvision weights; .*resnet18"):
+        kerascnn.create_model("lenet5", weights="torchvision")
+
+
+def test_models_lists_torchvision_weights_with_the_published_accuracy():
+    result = CliRunner().invoke(main, ["models", "--weights", "torchvision"])
+    assert result.exit_code == 0
+    rows = {line.split()[0]: line for line in result.output.splitlines()[1:-1]}
+    assert set(rows) == set(PUBLISHED)
+    # torchvision's model table: ResNet18_Weights.IMAGENET1K_V1, acc@1 69.758, acc@5 89.078.
+    assert "69.76%" in rows["resnet18"] and "89.08%" in rows["resnet18"]
+    assert "lenet5" not in result.output
+
+
+def test_model_info_lists_the_weights_each_network_takes():
+    assert set(model_info("vgg16")["weights"]) == {"imagenet", "torchvision"}
+    assert set(model_info("resnet18")["weights"]) == {"torchvision"}
+    assert model_info("lenet5")["weights"] == {}
+    resnet50 = model_info("resnet50_v1_5")
+    assert resnet50["trainable_parameters"] == 25_557_032  # torchvision's resnet50 num_params
+    assert resnet50["weights"]["torchvision"]["top1"] == PUBLISHED["resnet50_v1_5"].top1
+
+
+def test_a_flattened_map_reaches_fc1_in_the_same_order():
+    """PyTorch flattens (C, H, W), Keras (H, W, C): the converted fc1 must give the same
+    outputs on the same feature map."""
+    rng = np.random.default_rng(0)
+    height, width, channels, out = 3, 2, 4, 5
+    feature_map = rng.normal(size=(channels, height, width))
+    kernel = rng.normal(size=(out, channels * height * width))  # torch's (out, in)
+    theirs = kernel @ feature_map.reshape(-1)
+    converted = _flattened_dense_kernel((height, width, channels))(kernel)
+    ours = feature_map.transpose(1, 2, 0).reshape(-1) @ converted
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
