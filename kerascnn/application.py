@@ -27,15 +27,12 @@ from kerascnn.evaluation import evaluate_artifact_views
 from kerascnn.export import ExportResult, export_model
 from kerascnn.files import write_text_atomically
 from kerascnn.inspection import commands, load_inspectable
+from kerascnn.run_export import PARITY_LIMIT, Skipped, export_run
 from kerascnn.runtime import Artifact, load_artifact, read_images, top_k
 from kerascnn.training import distribute
 from kerascnn.training.config import TrainConfig
 from kerascnn.training.resume import completed_with, prepare_run_dir
 from kerascnn.training.run import TrainResult, load_result, plan_training, train
-
-# The export parity check runs on at most this many test images (a large test split, such as
-# an image folder's, is never decoded into memory whole).
-PARITY_LIMIT = 1000
 
 
 @dataclass
@@ -93,20 +90,9 @@ def run_training(
             else "export skipped: worker 0 holds the run"
         )
         return RunOutcome(result=result, export=None, notes=[note])
-    images, _ = split_arrays(
-        plan.dataset.test,
-        image_size=plan.input_shape[:2],
-        channels=plan.input_shape[-1],
-        limit=PARITY_LIMIT,
-    )
-    summary = {k: v for k, v in result.metrics.items() if k != "history"}
-    exported = export_model(
-        result.model,
-        destination,
-        metadata={**result.metadata, "run": str(run_dir), "metrics": summary},
-        parity_images=images,
-        overwrite=output.overwrite,
-    )
+    exported = export_run(result, destination, overwrite=output.overwrite, dataset=plan.dataset)
+    if isinstance(exported, Skipped):
+        return RunOutcome(result=result, export=None, notes=[*notes, exported.note])
     return RunOutcome(result=result, export=exported, notes=notes)
 
 

@@ -1,8 +1,8 @@
 """The package's shape, read from its source with ``ast`` (nothing is imported or run).
 
 - Imports point down a fixed order of layers (cli -> application, demo -> compression, tuning,
-  ensemble -> training / inspection / export / benchmark -> adversarial -> runtime, evaluation
-  -> models, data, plotting -> registry, settings, files, quiet -> errors), and no module
+  ensemble, run_export -> training / inspection / export / benchmark -> adversarial -> runtime,
+  evaluation -> models, data, plotting -> registry, settings, files, quiet -> errors), and no module
   imports itself back through others (no cycle).
 - An import inside a function only defers a heavy optional dependency (or, in one place,
   TensorFlow's noisy start-up); each such import is on ``DEFERRED`` with the reason.
@@ -31,7 +31,7 @@ LAYERS = (
     ("runtime", "evaluation"),
     ("adversarial",),
     ("training", "export", "inspection", "benchmark"),
-    ("compression", "tuning", "ensemble"),
+    ("compression", "tuning", "ensemble", "run_export"),
     ("application", "demo"),
     ("cli", "kerascnn"),
 )
