@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import keras
 import tensorflow as tf
 
 from kerascnn import compression, ensemble, plotting
@@ -94,6 +95,18 @@ def run_training(
     if isinstance(exported, Skipped):
         return RunOutcome(result=result, export=None, notes=[*notes, exported.note])
     return RunOutcome(result=result, export=exported, notes=notes)
+
+
+def speed_warnings(config: TrainConfig) -> list[str]:
+    """Settings measured to slow this machine down (benchmarks/RESULTS.md, "CPU speed
+    switches"): ``--jit-compile`` on a machine with no accelerator."""
+    devices = keras.distribution.list_devices()
+    if config.jit_compile and all(d.lower().startswith("cpu") for d in devices):
+        return [
+            "--jit-compile on a CPU: XLA was measured slower than Keras's default here "
+            "(ResNet-50 training at half the speed); leave it off on CPUs"
+        ]
+    return []
 
 
 def evaluate(
