@@ -56,7 +56,7 @@ for _ in range(args.steps):
     loss = model.train_on_batch(images, labels)  # returns a float: waits for the step
 seconds = time.perf_counter() - started
 speed = args.steps * args.batch / seconds
-print(f"ResNet-50 training: {speed:,.0f} images/s ({1000 * seconds / args.steps:.1f} ms/step, "
+print(f"ResNet-50 training: {speed:,.1f} images/s ({1000 * seconds / args.steps:.1f} ms/step, "
       f"loss {float(loss):.3f})")
 print(f"NVIDIA's A100 figure: {NVIDIA_A100:,} images/s -> x{speed / NVIDIA_A100:.2f}")
 print(f"TensorFlow imported: {'tensorflow' in sys.modules}")
