@@ -98,12 +98,15 @@ def run_training(
 
 
 def speed_warnings(config: TrainConfig) -> list[str]:
-    """Settings measured to slow this machine down (benchmarks/RESULTS.md, "CPU speed
-    switches"): ``--jit-compile`` on a machine with no accelerator."""
-    devices = keras.distribution.list_devices()
-    if config.jit_compile and all(d.lower().startswith("cpu") for d in devices):
+    """Settings measured to slow training down (README "Speed on a CPU";
+    ``benchmarks/cpu_switches.py``): ``--jit-compile`` on a machine with no accelerator.
+    (Under multi-worker the devices are not asked for: on JAX that would start JAX before
+    ``jax.distributed``.)"""
+    if not config.jit_compile or config.distribution.strategy == "multi-worker":
+        return []
+    if all(d.lower().startswith("cpu") for d in keras.distribution.list_devices()):
         return [
-            "--jit-compile on a CPU: XLA was measured slower than Keras's default here "
+            "--jit-compile on a CPU: XLA was measured slower than Keras's default on CPUs "
             "(ResNet-50 training at half the speed); leave it off on CPUs"
         ]
     return []
