@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import keras
 import tensorflow as tf
 
 from kerascnn import compression, ensemble, plotting
@@ -27,15 +28,12 @@ from kerascnn.evaluation import evaluate_artifact_views
 from kerascnn.export import ExportResult, export_model
 from kerascnn.files import write_text_atomically
 from kerascnn.inspection import commands, load_inspectable
+from kerascnn.run_export import PARITY_LIMIT, Skipped, export_run
 from kerascnn.runtime import Artifact, load_artifact, read_images, top_k
 from kerascnn.training import distribute
 from kerascnn.training.config import TrainConfig
 from kerascnn.training.resume import completed_with, prepare_run_dir
 from kerascnn.training.run import TrainResult, load_result, plan_training, train
-
-# The export parity check runs on at most this many test images (a large test split, such as
-# an image folder's, is never decoded into memory whole).
-PARITY_LIMIT = 1000
 
 
 @dataclass
@@ -93,21 +91,25 @@ def run_training(
             else "export skipped: worker 0 holds the run"
         )
         return RunOutcome(result=result, export=None, notes=[note])
-    images, _ = split_arrays(
-        plan.dataset.test,
-        image_size=plan.input_shape[:2],
-        channels=plan.input_shape[-1],
-        limit=PARITY_LIMIT,
-    )
-    summary = {k: v for k, v in result.metrics.items() if k != "history"}
-    exported = export_model(
-        result.model,
-        destination,
-        metadata={**result.metadata, "run": str(run_dir), "metrics": summary},
-        parity_images=images,
-        overwrite=output.overwrite,
-    )
+    exported = export_run(result, destination, overwrite=output.overwrite, dataset=plan.dataset)
+    if isinstance(exported, Skipped):
+        return RunOutcome(result=result, export=None, notes=[*notes, exported.note])
     return RunOutcome(result=result, export=exported, notes=notes)
+
+
+def speed_warnings(config: TrainConfig) -> list[str]:
+    """Settings measured to slow training down (README "Speed on a CPU";
+    ``benchmarks/cpu_switches.py``): ``--jit-compile`` on a machine with no accelerator.
+    (Under multi-worker the devices are not asked for: on JAX that would start JAX before
+    ``jax.distributed``.)"""
+    if not config.jit_compile or config.distribution.strategy == "multi-worker":
+        return []
+    if all(d.lower().startswith("cpu") for d in keras.distribution.list_devices()):
+        return [
+            "--jit-compile on a CPU: XLA was measured slower than Keras's default on CPUs "
+            "(ResNet-50 training at half the speed); leave it off on CPUs"
+        ]
+    return []
 
 
 def evaluate(

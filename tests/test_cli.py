@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 import click
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -500,3 +501,17 @@ def test_default_run_reaches_97_percent(tmp_path):
     assert metrics["epochs_completed"] == 30
     assert metrics["test"]["accuracy"] >= 0.97
     assert (tmp_path / "saved_models" / run.name / "model.tflite").is_file()
+
+
+@pytest.mark.skipif(
+    not all(d.startswith("cpu") for d in keras.distribution.list_devices()),
+    reason="an accelerator is present",
+)
+def test_jit_compile_on_a_cpu_warns_in_one_line():
+    """Measured slower on CPUs (benchmarks/RESULTS.md); the warning comes before any work, so
+    a run refused for another reason still shows it."""
+    result = invoke(main, ["train", "--jit-compile", "--model", "no_such_model"])
+    assert result.exit_code == 2
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("Warning: ")]
+    assert len(warnings) == 1 and "--jit-compile on a CPU" in warnings[0]
+    assert not any("Warning" in line for line in invoke(main, ["train", "--model", "x"]).stderr)

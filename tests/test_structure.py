@@ -1,8 +1,9 @@
 """The package's shape, read from its source with ``ast`` (nothing is imported or run).
 
 - Imports point down a fixed order of layers (cli -> application, demo -> compression, tuning,
-  ensemble -> training / inspection / export / benchmark -> adversarial -> runtime, evaluation,
-  comparison -> models, data, plotting -> registry, settings, files, quiet -> errors), and no module
+  ensemble, run_export -> training / inspection / export / benchmark -> adversarial -> runtime,
+  evaluation, comparison -> models, data, plotting -> recorded -> registry, settings, files,
+  quiet, weights -> errors), and no module
   imports itself back through others (no cycle).
 - An import inside a function only defers a heavy optional dependency (or, in one place,
   TensorFlow's noisy start-up); each such import is on ``DEFERRED`` with the reason.
@@ -32,7 +33,7 @@ LAYERS = (
     ("runtime", "evaluation", "comparison"),
     ("adversarial",),
     ("training", "export", "inspection", "benchmark"),
-    ("compression", "tuning", "ensemble"),
+    ("compression", "tuning", "ensemble", "run_export"),
     ("application", "demo"),
     ("kerascnn",),  # the package API: create_model, load
     ("cli",),

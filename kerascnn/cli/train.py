@@ -48,6 +48,8 @@ def train(config_file, report, verbose, coordinator, num_workers, worker_index, 
     cluster = None
     if config.distribution.strategy == "multi-worker":
         cluster = resolve_cluster(coordinator, num_workers, worker_index)
+    for warning in application.speed_warnings(config):
+        click.echo(f"Warning: {warning}", err=True)
     if verbose == "auto":  # a progress bar only where someone watches it redraw
         verbose = "1" if sys.stdout.isatty() else "2"
     outcome = application.run_training(

@@ -561,6 +561,7 @@ def run_metadata(run: Run) -> dict[str, Any]:
         "parameters": inference.count_params(),
         "trainable_parameters": sum(int(np.prod(w.shape)) for w in inference.trainable_weights),
         "distribution": plan.distribution.describe(),
+        "backend": keras.backend.backend(),  # trained on; the files themselves are neutral
     }
 
 

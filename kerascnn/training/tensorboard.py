@@ -205,6 +205,7 @@ class ValidationImages(ImageWriter):
         self.epochs = epochs
         self.images: np.ndarray | None = None
         self.labels: np.ndarray | None = None
+        self.network: keras.Model | None = None  # the inference model, made once
 
     def due(self, epoch: int) -> bool:
         """Zero-based ``epoch``: every ``every``-th epoch and the last one."""
@@ -225,13 +226,11 @@ class ValidationImages(ImageWriter):
     def on_epoch_end(self, epoch, logs=None):
         if not self.due(epoch):
             return
-        network = inference_model(self.model)
-        logits = np.concatenate(
-            [
-                keras.ops.convert_to_numpy(network(self.images[i : i + 256], training=False))
-                for i in range(0, len(self.images), 256)
-            ]
-        )
+        if self.network is None:
+            self.network = inference_model(self.model)
+        # predict, compiled once, not an eager call: on JAX an eager forward compiles every
+        # op for the batch's shape, seconds per picture.
+        logits = self.network.predict(self.images, batch_size=256, verbose=0)
         probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits.astype("float32")))
         predictions = probabilities.argmax(-1)
         names = self.class_names

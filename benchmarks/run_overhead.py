@@ -1,0 +1,120 @@
+"""What a `kerascnn-train` run costs beyond its `model.fit`: images/s of the run's training
+(``train``: every callback, checkpoint, backup, TensorBoard picture) against a plain
+``model.fit`` of the same model, data pipeline, batch, optimiser, loss and validation data,
+measured side by side in one process, interleaved (plain, run, plain, run, ...) so that a
+shared machine's load weighs on both alike; prints each pair and the ratio of the medians.
+
+    python benchmarks/run_overhead.py                       # resnet20, digits, 5 epochs, x3
+    python benchmarks/run_overhead.py --model lenet5 --epochs 3 --repeats 2
+
+Goal (issue "Every Keras backend, and fast on each"): run / plain >= 0.95. Results are
+recorded in benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+
+from kerascnn.models import create_model  # noqa: E402
+from kerascnn.training.config import TrainConfig  # noqa: E402
+from kerascnn.training.losses import create_loss  # noqa: E402
+from kerascnn.training.run import Run, plan_training, prepare_data, train  # noqa: E402
+from kerascnn.training.schedules import learning_rate_for  # noqa: E402
+
+
+def plain_fit(plan, epochs: int) -> float:
+    """Images/s of ``model.fit`` alone on the run's own pipelines, model and optimiser."""
+    run = Run(plan, run_dir=None)
+    prepare_data(run)
+    config = plan.config
+    keras.utils.set_random_seed(config.seed)
+    model = create_model(
+        config.model,
+        input_shape=plan.input_shape,
+        num_classes=plan.dataset.num_classes,
+        classifier_activation=None,  # on logits, as the run trains
+        **{**run.data.model_options, **config.model_options},
+    )
+    optimizer = config.optimization.create(
+        learning_rate_for(config.lr_schedule, run.steps_per_epoch, config.epochs)
+    )
+    model.compile(
+        optimizer=optimizer,
+        loss=create_loss(plan.loss_name, config.label_smoothing),
+        metrics=["accuracy"],
+    )
+    started = time.perf_counter()
+    model.fit(
+        run.pipeline("train", training=True),
+        validation_data=run.pipeline("validation"),
+        epochs=epochs,
+        shuffle=False,
+        verbose=0,
+    )
+    seconds = time.perf_counter() - started
+    keras.backend.clear_session()
+    return epochs * len(plan.dataset.train) / seconds
+
+
+def ours(plan, directory: str) -> float:
+    os.makedirs(directory)
+    result = train(plan, directory, verbose=0)
+    keras.backend.clear_session()
+    return result.metrics["train_images_per_second"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="resnet20")
+    parser.add_argument("--dataset", default="digits")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    config = TrainConfig(
+        model=args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size
+    )
+    plan = plan_training(config)
+    pairs = []
+    with tempfile.TemporaryDirectory() as scratch:
+        for repeat in range(args.repeats):
+            plain = plain_fit(plan, args.epochs)
+            run = ours(plan, os.path.join(scratch, f"run{repeat}"))
+            pairs.append((plain, run))
+            print(
+                f"repeat {repeat + 1}: plain fit {plain:.1f} images/s, run {run:.1f} images/s, "
+                f"ratio {run / plain:.3f}",
+                flush=True,
+            )
+    plain = statistics.median(p for p, _ in pairs)
+    run = statistics.median(r for _, r in pairs)
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "dataset": args.dataset,
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "backend": keras.backend.backend(),
+                "keras": keras.__version__,
+                "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+                "plain_fit_images_per_second": round(plain, 1),
+                "run_images_per_second": round(run, 1),
+                "ratio": round(run / plain, 3),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
