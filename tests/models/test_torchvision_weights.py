@@ -5,14 +5,19 @@ gives on ``(x / 255 - mean) / std`` (relative 1e-4): with the classifier (from t
 without it (from the .safetensors). No network: downloads are served from a local file.
 
 Each network is built at the smallest input it accepts (VGG's classifier needs its 7x7 map:
-224x224). Keras takes 5-20 s to build each of these graphs, so by default one check per name
-map runs (ResNet-18 both ways, ResNeXt's grouped bottlenecks and DenseNet-121 with their
-classifiers, both SqueezeNets both ways); every other network and way, VGG included (the
-permuted rows of its fc1 are checked by default in tests/weights/test_assign.py), runs with the
-slow tests.
+224x224). Keras takes 5-20 s to build each of these graphs, and a VGG checkpoint is 0.5 GB
+written twice, so by default one check per name map runs (ResNet-18 both ways, ResNeXt's
+grouped bottlenecks and DenseNet-121 with their classifiers, both SqueezeNets both ways), and
+the slow tests add one network of every other shape of map: VGG-11 with and without batch
+norm and VGG-19 with it (the deepest config), ResNet-34, the v1.5 bottleneck (ResNet-50),
+Wide ResNet-50-2 and DenseNet-161 (k=48), each both ways. The deeper siblings (VGG-13/16/19,
+ResNet-101/152 v1.5, DenseNet-169/201) take the same maps with more blocks:
+``benchmarks/torchvision_weights.py`` measures all 21 networks (benchmarks/RESULTS.md), and
+``KERASCNN_TORCHVISION_ALL=1`` runs them here too.
 """
 
 import hashlib
+import os
 import sys
 
 import keras
@@ -62,12 +67,31 @@ def features_of(model, name):
     return model.features  # VGG (after block5_pool), SqueezeNet (fire9)
 
 
+# Checked with the slow tests besides DEFAULT: one network per other shape of name map.
+SLOW = (
+    "vgg11",
+    "vgg11_bn",
+    "vgg19_bn",
+    "resnet34",
+    "resnet50_v1_5",
+    "wide_resnet50_2",
+    "densenet161",
+)
+
+
 def cases():
-    """(network, way) for every published network, network by network (each is made once),
+    """(network, way) for the published networks, network by network (each is made once),
     marked slow unless in ``DEFAULT``."""
+    names = [
+        name
+        for name in tv.PUBLISHED
+        if os.environ.get("KERASCNN_TORCHVISION_ALL")
+        or name in SLOW
+        or any(name == n for n, _ in DEFAULT)
+    ]
     return [
         pytest.param(name, way, marks=[] if (name, way) in DEFAULT else [pytest.mark.slow])
-        for name in tv.PUBLISHED
+        for name in names
         for way in ("classifier", "features")
     ]
 
