@@ -24,9 +24,8 @@ Initialisation as there: Caffe's default "xavier" filler, uniform with variance 
 Departures: Table 1's output sizes (conv1 111x111, pool1 55x55 ... conv10 13x13) are those of
 the 227x227 crops the Caffe files train on (a 7x7/2 convolution makes 109x109 of a 224x224
 image), so the default input is 227x227x3. Pooling rounds up, as Caffe's does (and torchvision's
-``ceil_mode=True``): where a 3x3/2 window would leave a last row or column out, the map is
-padded by one at the end first (``poolN_pad``; the inputs are ReLU outputs, so a zero never
-wins the maximum). At 227 this changes nothing in v1.0 (every pooled map is odd), and gives
+``ceil_mode=True``; ``alexnet.ceil_mode_pooling``: the last window may hang over the
+bottom/right edge). At 227 this changes nothing in v1.0 (every pooled map is odd), and gives
 v1.1 the repository's 28x28 and 14x14 maps after pool3 and pool5 where flooring gave 27x27 and
 13x13. The v1.0 Caffe file pads conv10 by 1 (15x15 outputs); this follows Table 1 (no
 padding), as v1.1 and torchvision do.
@@ -40,6 +39,7 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
+from kerascnn.models.alexnet import ceil_mode_pooling
 from kerascnn.models.spec import (
     CAFFE_PROTOTXT_IMAGENET_MEAN,
     TORCHVISION_TABLE,
@@ -148,7 +148,7 @@ def features(x, layout: dict, *, bypass: str | None, conv_kwargs: dict):
     filters, kernel = layout["conv1"]
     x = keras.layers.Conv2D(filters, kernel, strides=2, name="conv1", **conv_kwargs)(x)
     x = keras.layers.ReLU(name="conv1_relu")(x)
-    x = ceil_max_pool(x, "pool1")
+    x = ceil_mode_pooling(x, 3, 2, name="pool1")
     for index, (squeeze, expand1x1, expand3x3) in enumerate(FIRE_MODULES):
         number = FIRST_FIRE + index
         x = fire_module(
@@ -161,17 +161,8 @@ def features(x, layout: dict, *, bypass: str | None, conv_kwargs: dict):
             conv_kwargs=conv_kwargs,
         )
         if number in layout["pool_after"]:
-            x = ceil_max_pool(x, f"pool{number}")
+            x = ceil_mode_pooling(x, 3, 2, name=f"pool{number}")
     return x
-
-
-def ceil_max_pool(x, name: str):
-    """3x3/2 max pooling rounding up (Caffe's pooling): a map whose last row or column a
-    window would miss is padded by one at the end first (with zeros: ``x`` is non-negative)."""
-    extra = [(size - 3) % 2 for size in x.shape[1:3]]
-    if any(extra):
-        x = keras.layers.ZeroPadding2D(((0, extra[0]), (0, extra[1])), name=f"{name}_pad")(x)
-    return keras.layers.MaxPooling2D(3, strides=2, name=name)(x)
 
 
 def head(
