@@ -1,7 +1,11 @@
 """Shared test setup: quiet TensorFlow, a tiny random image helper, and a fresh Keras session
 for every test module."""
 
+import json
 import os
+import signal
+import subprocess
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -34,3 +38,30 @@ def _fresh_keras_session():
     module, so that one module's models do not weigh on the next."""
     yield
     keras.backend.clear_session()
+
+
+def _killed_after_epoch(command, cwd, env, state_path, epoch: int) -> int:
+    """Start a training ``command``, SIGKILL it once its backup (``state_path``) records
+    ``epoch`` or later, and return the epoch the backup holds."""
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None:
+            if state_path.is_file() and json.loads(state_path.read_text())["epoch"] >= epoch:
+                break
+            time.sleep(0.05)
+        assert process.poll() is None, "the run finished before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return json.loads(state_path.read_text())["epoch"]
+
+
+@pytest.fixture
+def killed_after_epoch():
+    """``killed_after_epoch(command, cwd, env, state_path, epoch)``: a run SIGKILLed mid-way."""
+    return _killed_after_epoch

@@ -4,9 +4,7 @@ skipped with one line; a failed child export is one line too."""
 
 import json
 import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -38,25 +36,10 @@ def jax_env():
 
 
 @pytest.mark.slow
-def test_a_jax_run_killed_resumes_and_is_exported_by_tensorflow(tmp_path):
+def test_a_jax_run_killed_resumes_and_is_exported_by_tensorflow(tmp_path, killed_after_epoch):
     state_path = tmp_path / "runs" / "j" / BACKUP / STATE
-    process = subprocess.Popen(
-        COMMAND, cwd=tmp_path, env=jax_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and process.poll() is None:
-            if state_path.is_file() and json.loads(state_path.read_text())["epoch"] >= 1:
-                break
-            time.sleep(0.05)
-        assert process.poll() is None, "the run finished before it could be killed"
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    finally:
-        if process.poll() is None:
-            process.kill()
+    saved_epoch = killed_after_epoch(COMMAND, tmp_path, jax_env(), state_path, 1)
     run_dir = tmp_path / "runs" / "j"
-    saved_epoch = json.loads(state_path.read_text())["epoch"]
     assert 1 <= saved_epoch < EPOCHS and not (run_dir / "metrics.json").exists()
 
     done = subprocess.run(

@@ -3,9 +3,7 @@ says; a completed run needs --overwrite; a diverging run stops with one line nam
 
 import json
 import os
-import signal
 import subprocess
-import time
 
 import keras
 import pytest
@@ -38,26 +36,11 @@ def run(args, cwd):
 
 
 @pytest.mark.slow
-def test_sigkilled_run_resumes_at_its_last_completed_epoch(tmp_path):
+def test_sigkilled_run_resumes_at_its_last_completed_epoch(tmp_path, killed_after_epoch):
     state_path = tmp_path / "runs" / "r" / BACKUP / STATE
-    process = subprocess.Popen(
-        COMMAND, cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and process.poll() is None:
-            if state_path.is_file() and json.loads(state_path.read_text())["epoch"] >= 2:
-                break
-            time.sleep(0.05)
-        assert process.poll() is None, "the run finished before it could be killed"
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    finally:
-        if process.poll() is None:
-            process.kill()
+    saved_epoch = killed_after_epoch(COMMAND, tmp_path, env(), state_path, 2)
     run_dir = tmp_path / "runs" / "r"
     assert not (run_dir / "metrics.json").exists()
-    saved_epoch = json.loads(state_path.read_text())["epoch"]
     assert 2 <= saved_epoch < EPOCHS
     # Whatever the kill interrupted, the files on disk are whole.
     for name in ("last.keras", "best.keras"):
