@@ -84,9 +84,14 @@ def setting_option(field: dataclasses.Field):
 
 def config_options(command):
     """One option per configuration field the command line sets (``TrainConfig``, in the
-    order of its fields and sections)."""
+    order of its fields and sections), except where the command's own options (declared
+    below this decorator) use the flag: ``lr-find --steps`` is its batches, not the
+    adversarial training's PGD steps."""
+    taken = {flag for param in getattr(command, "__click_params__", ()) for flag in param.opts}
     for field in reversed([f for f in flat_fields() if settings.about(f).cli]):
-        command = setting_option(field)(command)
+        about = settings.about(field)
+        if (about.option or "--" + field.name.replace("_", "-")) not in taken:
+            command = setting_option(field)(command)
     return command
 
 
