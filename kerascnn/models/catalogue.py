@@ -18,11 +18,11 @@ from typing import Any
 
 import keras
 
-from kerascnn.models.convert.torchvision import PUBLISHED, TABLE_URL
+from kerascnn.models.convert.torchvision import PUBLISHED
 from kerascnn.models.counting import multiply_accumulates
 from kerascnn.models.factory import create_model
 from kerascnn.models.spec import MODELS
-from kerascnn.recorded import MODELS_TABLE, models_table
+from kerascnn.recorded import MODELS_TABLE, TORCHVISION_TABLE_URL, models_table
 
 COUNTS = ("parameters", "trainable_parameters", "multiply_accumulates")
 
@@ -77,7 +77,7 @@ def available_weights(name: str) -> dict[str, dict[str, Any]]:
             "top1": entry.top1,
             "top5": entry.top5,
             "resize": entry.resize,
-            "source": f"torchvision's model table, {TABLE_URL}",
+            "source": f"torchvision's model table, {TORCHVISION_TABLE_URL}",
         }
     return available
 

@@ -192,17 +192,25 @@ def test_a_checkpoint_of_a_smaller_network_names_the_first_missing_tensor(resnet
         np.testing.assert_array_equal(old, new)
 
 
-def test_a_tensor_of_the_wrong_shape_is_named_and_nothing_is_assigned(resnet18_files, tmp_path):
+def checkpoint_with(pth, path, name, shape):
+    """``pth``'s tensors with ``name`` set to zeros of ``shape``, saved as safetensors."""
     from safetensors.numpy import save_file
 
-    _, pth = resnet18_files
     tensors = read_checkpoint(pth)
-    tensors["layer2.0.conv1.weight"] = np.zeros((128, 64, 1, 1), "float32")
-    save_file(tensors, str(tmp_path / "changed.safetensors"))
+    tensors[name] = np.zeros(shape, "float32")
+    save_file(tensors, str(path))
+    return path
+
+
+def test_a_tensor_of_the_wrong_shape_is_named_and_nothing_is_assigned(resnet18_files, tmp_path):
+    _, pth = resnet18_files
+    changed = checkpoint_with(
+        pth, tmp_path / "changed.safetensors", "layer2.0.conv1.weight", (128, 64, 1, 1)
+    )
     ours = kerascnn.create_model("resnet18", input_shape=(32, 32, 3), **tv.STATISTICS)
     before = [w.copy() for w in ours.get_weights()]
     with pytest.raises(InvalidArgumentError) as excinfo:
-        tv.load_checkpoint(MODELS.get("resnet18"), ours, tmp_path / "changed.safetensors")
+        tv.load_checkpoint(MODELS.get("resnet18"), ours, changed)
     message = str(excinfo.value)
     assert "tensor layer2.0.conv1.weight (128, 64, 1, 1) does not fit" in message
     assert "conv3_block1_1_conv, which needs (128, 64, 3, 3)" in message
@@ -211,15 +219,13 @@ def test_a_tensor_of_the_wrong_shape_is_named_and_nothing_is_assigned(resnet18_f
 
 
 def test_a_checkpoint_of_a_larger_network_names_a_tensor_left_over(resnet18_files, tmp_path):
-    from safetensors.numpy import save_file
-
     _, pth = resnet18_files
-    tensors = read_checkpoint(pth)
-    tensors["layer1.2.conv1.weight"] = np.zeros((64, 64, 3, 3), "float32")
-    save_file(tensors, str(tmp_path / "larger.safetensors"))
+    larger = checkpoint_with(
+        pth, tmp_path / "larger.safetensors", "layer1.2.conv1.weight", (64, 64, 3, 3)
+    )
     ours = kerascnn.create_model("resnet18", input_shape=(32, 32, 3), **tv.STATISTICS)
     with pytest.raises(InvalidArgumentError, match=r"the first layer1\.2\.conv1\.weight"):
-        tv.load_checkpoint(MODELS.get("resnet18"), ours, tmp_path / "larger.safetensors")
+        tv.load_checkpoint(MODELS.get("resnet18"), ours, larger)
 
 
 def test_convert_command_writes_weights_create_model_loads_with_torchvision_statistics(

@@ -32,7 +32,6 @@ import numpy as np
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models.convert import assign, names
 from kerascnn.models.spec import TORCHVISION_IMAGENET_MEAN, TORCHVISION_IMAGENET_STD, ModelSpec
-from kerascnn.recorded import TORCHVISION_TABLE_URL
 from kerascnn.weights import read_checkpoint
 
 SOURCE = "torchvision"
@@ -44,7 +43,6 @@ MODEL_ATTRIBUTE, MEAN_ATTRIBUTE, STD_ATTRIBUTE = "kerascnn_model", "kerascnn_mea
 URL_ROOT = "https://download.pytorch.org/models/"
 # Where downloads go: None for Keras's cache (``~/.keras``, or ``$KERAS_HOME``).
 CACHE_DIR: str | None = None
-TABLE_URL = TORCHVISION_TABLE_URL
 
 
 @dataclass(frozen=True)
