@@ -195,11 +195,14 @@ def _load_torchvision(spec: ModelSpec, model: keras.Model, arguments: dict) -> N
     ``model`` (any input size and head the weights fit)."""
     torchvision.published(spec)
     torchvision.check_head(spec, arguments)
-    build = functools.partial(create_model, spec.name, **torchvision.STATISTICS)
+    build = functools.partial(create_model, spec.name, **torchvision.statistics(spec))
     cached = torchvision.cached_weights(spec, build)
     reference = build(include_top=True, num_classes=1000)
     reference.load_weights(cached)
-    torchvision.copy_by_name(reference, model, what=f"torchvision's {spec.name} weights")
+    # Auxiliary heads (aux_logits=True) start afresh: torchvision publishes none trained.
+    torchvision.copy_by_name(
+        reference, layers.main_head(model), what=f"torchvision's {spec.name} weights"
+    )
 
 
 def load_weights(model: keras.Model, weights: str | os.PathLike) -> None:

@@ -37,6 +37,34 @@ def test_model_info_lists_the_weights_each_network_takes():
     assert resnet50["weights"]["torchvision"]["top1"] == PUBLISHED["resnet50_v1_5"].top1
 
 
+def test_torchvisions_alexnet_and_googlenet_are_variants_with_their_own_counts():
+    """torchvision's ``num_params``: AlexNet_Weights 61,100,840 and GoogLeNet_Weights
+    6,624,904 (PyTorch counts batch-norm statistics as buffers: our trainable weights)."""
+    with pytest.raises(InvalidArgumentError, match="no torchvision weights; .*alexnet_owt"):
+        kerascnn.create_model("alexnet", weights="torchvision")
+    alexnet = model_info("alexnet_owt")
+    assert alexnet["parameters"] == alexnet["trainable_parameters"] == 61_100_840
+    assert alexnet["weights"]["torchvision"]["top1"] == PUBLISHED["alexnet_owt"].top1
+    googlenet = model_info("googlenet_bn")
+    assert googlenet["trainable_parameters"] == 6_624_904
+    # transform_input: torchvision's normalisation, then x * std / 0.5 + (mean - 0.5) / 0.5.
+    assert googlenet["preprocessing"] == {"mean": [127.5] * 3, "std": [127.5] * 3}
+    assert model_info("alexnet")["weights"] == {}
+
+
+def test_converting_torchvisions_alexnet_into_the_faithful_one_is_refused(tmp_path):
+    from safetensors.numpy import save_file
+
+    checkpoint = tmp_path / "alexnet.safetensors"
+    save_file({"features.0.weight": np.zeros((64, 3, 11, 11), "float32")}, str(checkpoint))
+    out = tmp_path / "alexnet.weights.h5"
+    arguments = ["convert", str(checkpoint), "--model", "alexnet", "--out", str(out)]
+    result = CliRunner().invoke(main, arguments)
+    assert result.exit_code == 2
+    assert result.output.count("Error:") == 1 and "alexnet_owt" in result.output
+    assert not out.exists()
+
+
 def test_a_flattened_map_reaches_fc1_in_the_same_order():
     """PyTorch flattens (C, H, W), Keras (H, W, C): the converted fc1 must give the same
     outputs on the same feature map."""

@@ -14,15 +14,19 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kerascnn.models import densenet, resnet, squeezenet, vgg
+from kerascnn.errors import InvalidArgumentError
+from kerascnn.models import alexnet, densenet, googlenet, resnet, squeezenet, vgg
 
 
 @dataclass(frozen=True)
 class NameMap:
-    """Our layer names and torchvision's module prefixes, and torchvision's classifier."""
+    """Our layer names and torchvision's module prefixes, torchvision's classifier, and the
+    prefixes of modules a checkpoint may hold that we take nothing from (GoogLeNet's
+    auxiliary heads, which torchvision publishes untrained)."""
 
     modules: dict[str, str]
     head: tuple[str, ...]
+    ignored: tuple[str, ...] = ()
 
 
 def resnet_names(options: Mapping[str, Any], layer_names: Iterable[str]) -> NameMap:
@@ -101,12 +105,50 @@ def squeezenet_names(options: Mapping[str, Any], layer_names: Iterable[str]) -> 
     return NameMap(modules, head=("classifier.",))
 
 
+def alexnet_names(options: Mapping[str, Any], layer_names: Iterable[str]) -> NameMap:
+    """torchvision's ``AlexNet`` (``alexnet_owt``): ``features.{i}`` numbered through the
+    convolutions, ReLUs and max pools, ``classifier.1``, ``.4``, ``.6`` (dropout before each
+    hidden FC layer)."""
+    if options.get("config") != "owt" or options.get("towers", 1) != 1:
+        raise InvalidArgumentError(
+            "torchvision's AlexNet is alexnet_owt (Krizhevsky 2014), not this layout"
+        )
+    modules = {f"conv{i + 1}": f"features.{index}" for i, index in enumerate((0, 3, 6, 8, 10))}
+    modules.update({"fc6": "classifier.1", "fc7": "classifier.4", "predictions": "classifier.6"})
+    return NameMap(modules, head=("classifier.",))
+
+
+def googlenet_bn_names(options: Mapping[str, Any], layer_names: Iterable[str]) -> NameMap:
+    """torchvision's ``GoogLeNet``: ``conv1``-``conv3`` and ``inception{m}.branch1``,
+    ``branch2.0``/``.1``, ``branch3.0``/``.1``, ``branch4.1`` (after the pooling), each a
+    ``BasicConv2d`` (``.conv``, ``.bn``); ``fc``. Its ``aux1``/``aux2`` are left alone."""
+    stem = {"conv1_7x7_s2": "conv1", "conv2_3x3_reduce": "conv2", "conv2_3x3": "conv3"}
+    branches = {
+        "1x1": "branch1",
+        "3x3_reduce": "branch2.0",
+        "3x3": "branch2.1",
+        "5x5_reduce": "branch3.0",
+        "5x5": "branch3.1",
+        "pool_proj": "branch4.1",
+    }
+    for module in googlenet.GOOGLENET_MODULES:
+        for ours, theirs in branches.items():
+            stem[f"inception_{module}_{ours}"] = f"inception{module}.{theirs}"
+    modules = {"predictions": "fc"}
+    for ours, theirs in stem.items():
+        modules[f"{ours}_conv"] = f"{theirs}.conv"
+        modules[f"{ours}_bn"] = f"{theirs}.bn"
+    return NameMap(modules, head=("fc",), ignored=("aux1.", "aux2."))
+
+
 # Our builder -> its map.
 NAME_MAPS: dict[Callable[..., Any], Callable[..., NameMap]] = {
     resnet.ResNet: resnet_names,
     vgg.VGG: vgg_names,
     densenet.DenseNet: densenet_names,
     squeezenet.SqueezeNet: squeezenet_names,
+    alexnet.AlexNet: alexnet_names,
+    googlenet.GoogLeNetBN: googlenet_bn_names,
 }
 
 # torchvision's DenseNet checkpoints were published with the names of an older torchvision

@@ -31,7 +31,13 @@ import numpy as np
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models.convert import assign, names
-from kerascnn.models.spec import TORCHVISION_IMAGENET_MEAN, TORCHVISION_IMAGENET_STD, ModelSpec
+from kerascnn.models.spec import (
+    KERAS_TF_MEAN,
+    KERAS_TF_STD,
+    TORCHVISION_IMAGENET_MEAN,
+    TORCHVISION_IMAGENET_STD,
+    ModelSpec,
+)
 from kerascnn.weights import read_checkpoint
 
 SOURCE = "torchvision"
@@ -56,6 +62,14 @@ class Published:
     top1: float
     top5: float
     resize: int = 256
+    # The raw-pixel statistics the weights expect: torchvision's normalisation, except where
+    # the network transforms its input further (GoogLeNet's ``transform_input``).
+    mean: tuple[float, ...] = TORCHVISION_IMAGENET_MEAN
+    std: tuple[float, ...] = TORCHVISION_IMAGENET_STD
+
+    @property
+    def statistics(self) -> dict[str, tuple[float, ...]]:
+        return {"mean": self.mean, "std": self.std}
 
     @property
     def url(self) -> str:
@@ -91,7 +105,18 @@ PUBLISHED: dict[str, Published] = {
     "densenet201": Published("densenet201-c1103571.pth", V1, 76.896, 93.37),
     "squeezenet1_0": Published("squeezenet1_0-b66bff10.pth", V1, 58.092, 80.42),
     "squeezenet1_1": Published("squeezenet1_1-b8a52dc0.pth", V1, 58.178, 80.624),
+    "alexnet_owt": Published("alexnet-owt-7be5be79.pth", V1, 56.522, 79.066),
+    # Trained with transform_input=True: torchvision's normalisation undone into x / 127.5 - 1.
+    "googlenet_bn": Published(
+        "googlenet-1378be20.pth", V1, 69.778, 89.53, mean=KERAS_TF_MEAN, std=KERAS_TF_STD
+    ),
 }
+
+
+def statistics(spec: ModelSpec) -> dict[str, tuple[float, ...]]:
+    """The input statistics of ``spec``'s converted torchvision weights."""
+    entry = PUBLISHED.get(spec.name)
+    return dict(entry.statistics if entry else STATISTICS)
 
 
 def published(spec: ModelSpec) -> Published:
@@ -129,8 +154,8 @@ def save_converted(model: keras.Model, spec: ModelSpec, out: str | os.PathLike) 
     model.save_weights(partial)
     with h5py.File(partial, "a") as file:
         file.attrs[MODEL_ATTRIBUTE] = spec.name
-        file.attrs[MEAN_ATTRIBUTE] = np.asarray(STATISTICS["mean"], "float64")
-        file.attrs[STD_ATTRIBUTE] = np.asarray(STATISTICS["std"], "float64")
+        file.attrs[MEAN_ATTRIBUTE] = np.asarray(statistics(spec)["mean"], "float64")
+        file.attrs[STD_ATTRIBUTE] = np.asarray(statistics(spec)["std"], "float64")
     partial.replace(out)  # never a half-written file under the final name
     return out
 
@@ -139,7 +164,7 @@ def converted_statistics(spec: ModelSpec, weights: Any) -> dict[str, tuple[float
     """The input statistics ``weights`` expect: torchvision's for ``"torchvision"`` and for a
     file written by ``save_converted`` (which must be for ``spec``'s network); none otherwise."""
     if weights == SOURCE:
-        return dict(STATISTICS)
+        return statistics(spec)
     path = Path(os.fspath(weights)) if isinstance(weights, str | os.PathLike) else None
     if path is None or not path.name.endswith(".weights.h5") or not path.is_file():
         return {}
@@ -197,7 +222,7 @@ def cached_weights(spec: ModelSpec, build, origin: str | None = None) -> Path:
     checkpoint = downloaded_checkpoint(spec, origin)
     converted = checkpoint.with_name(checkpoint.name.removesuffix(".pth") + ".weights.h5")
     if not converted.is_file():
-        model = build(include_top=True, num_classes=1000, **STATISTICS)
+        model = build(include_top=True, num_classes=1000, **statistics(spec))
         load_checkpoint(spec, model, checkpoint)
         save_converted(model, spec, converted)
     return converted
