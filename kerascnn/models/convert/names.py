@@ -166,3 +166,30 @@ def modern_keys(tensors: dict) -> dict:
         match = OLD_DENSENET_KEY.match(key)
         renamed[match.group(1) + match.group(2) if match else key] = value
     return renamed
+
+
+# timm's VGG (timm/models/vgg.py, ``ConvMlp``): fc1 and fc2 as convolutions, the classifier
+# as ``head.fc``; torchvision's modules of the same layers.
+TIMM_VGG_MODULES = {
+    "pre_logits.fc1": "classifier.0",
+    "pre_logits.fc2": "classifier.3",
+    "head.fc": "classifier.6",
+}
+
+
+def from_timm(tensors: dict) -> dict:
+    """``tensors`` in torchvision's names: timm's VGG keys renamed and its convolutional fc1
+    (4096, 512, 7, 7) and fc2 (4096, 4096, 1, 1) flattened to torchvision's linear layout,
+    the same (C, H, W) order. Other checkpoints are returned as they are (timm names
+    ResNet's and DenseNet's tensors as torchvision does)."""
+    if "pre_logits.fc1.weight" not in tensors:
+        return tensors
+    renamed = {}
+    for key, value in tensors.items():
+        module, _, kind = key.rpartition(".")
+        if module in TIMM_VGG_MODULES:
+            key = f"{TIMM_VGG_MODULES[module]}.{kind}"
+            if kind == "weight" and value.ndim == 4:
+                value = value.reshape(value.shape[0], -1)
+        renamed[key] = value
+    return renamed

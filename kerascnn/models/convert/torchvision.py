@@ -47,6 +47,8 @@ STATISTICS = {"mean": TORCHVISION_IMAGENET_MEAN, "std": TORCHVISION_IMAGENET_STD
 # statistics are constants, not variables).
 MODEL_ATTRIBUTE, MEAN_ATTRIBUTE, STD_ATTRIBUTE = "kerascnn_model", "kerascnn_mean", "kerascnn_std"
 URL_ROOT = "https://download.pytorch.org/models/"
+# Who republishes torchvision's weights (the same statistics): kerascnn.models.convert.timm.
+REPUBLISHERS = ("timm",)
 # Where downloads go: None for Keras's cache (``~/.keras``, or ``$KERAS_HOME``).
 CACHE_DIR: str | None = None
 
@@ -137,9 +139,10 @@ def name_map(spec: ModelSpec, model: keras.Model) -> names.NameMap:
 
 
 def load_checkpoint(spec: ModelSpec, model: keras.Model, path: str | os.PathLike) -> None:
-    """Read a torchvision checkpoint (``.pth`` or ``.safetensors``) of ``spec``'s network
-    into ``model`` (built with torchvision's statistics), every shape checked first."""
-    tensors = names.modern_keys(read_checkpoint(path))
+    """Read a torchvision checkpoint (``.pth`` or ``.safetensors``; or timm's file of
+    torchvision's weights) of ``spec``'s network into ``model`` (built with torchvision's
+    statistics), every shape checked first."""
+    tensors = names.modern_keys(names.from_timm(read_checkpoint(path)))
     pending = assign.plan_assignment(model, name_map(spec, model), tensors, source=Path(path).name)
     assign.assign(pending)
 
@@ -163,7 +166,7 @@ def save_converted(model: keras.Model, spec: ModelSpec, out: str | os.PathLike) 
 def converted_statistics(spec: ModelSpec, weights: Any) -> dict[str, tuple[float, ...]]:
     """The input statistics ``weights`` expect: torchvision's for ``"torchvision"`` and for a
     file written by ``save_converted`` (which must be for ``spec``'s network); none otherwise."""
-    if weights == SOURCE:
+    if weights in (SOURCE, *REPUBLISHERS):
         return statistics(spec)
     path = Path(os.fspath(weights)) if isinstance(weights, str | os.PathLike) else None
     if path is None or not path.name.endswith(".weights.h5") or not path.is_file():
@@ -216,11 +219,16 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cached_weights(spec: ModelSpec, build, origin: str | None = None) -> Path:
+def cached_weights(
+    spec: ModelSpec, build, origin: str | None = None, *, checkpoint: Path | None = None
+) -> Path:
     """The converted ``.weights.h5`` of the full network (include_top, 1000 classes, default
-    input) beside the downloaded file; ``build(**arguments)`` builds that network."""
-    checkpoint = downloaded_checkpoint(spec, origin)
-    converted = checkpoint.with_name(checkpoint.name.removesuffix(".pth") + ".weights.h5")
+    input) beside the downloaded file (or ``checkpoint``, already downloaded: timm's);
+    ``build(**arguments)`` builds that network."""
+    if checkpoint is None:
+        checkpoint = downloaded_checkpoint(spec, origin)
+    stem = checkpoint.name.removesuffix(".pth").removesuffix(".safetensors")
+    converted = checkpoint.with_name(stem + ".weights.h5")
     if not converted.is_file():
         model = build(include_top=True, num_classes=1000, **statistics(spec))
         load_checkpoint(spec, model, checkpoint)
@@ -253,9 +261,9 @@ def copy_by_name(source: keras.Model, target: keras.Model, *, what: str) -> None
     assign.assign(pending)
 
 
-def check_head(spec: ModelSpec, arguments: Mapping[str, Any]) -> None:
+def check_head(spec: ModelSpec, arguments: Mapping[str, Any], source: str = SOURCE) -> None:
     if arguments["include_top"] and arguments["num_classes"] != 1000:
         raise InvalidArgumentError(
-            f"weights='torchvision' with include_top=True needs num_classes=1000; received "
+            f"weights={source!r} with include_top=True needs num_classes=1000; received "
             f"num_classes={arguments['num_classes']} (use include_top=False for a new classifier)"
         )
