@@ -7,12 +7,14 @@ without it (from the .safetensors). No network: downloads are served from a loca
 Each network is built at the smallest input it accepts (VGG's classifier needs its 7x7 map:
 224x224). Keras takes 5-20 s to build each of these graphs, and a VGG checkpoint is 0.5 GB
 written twice, so by default one check per name map runs (ResNet-18 both ways, ResNeXt's
-grouped bottlenecks and DenseNet-121 with their classifiers, both SqueezeNets both ways), and
-the slow tests add one network of every other shape of map: VGG-11 with and without batch
-norm and VGG-19 with it (the deepest config), ResNet-34, the v1.5 bottleneck (ResNet-50),
-Wide ResNet-50-2 and DenseNet-161 (k=48), each both ways. The deeper siblings (VGG-13/16/19,
-ResNet-101/152 v1.5, DenseNet-169/201) take the same maps with more blocks:
-``benchmarks/torchvision_weights.py`` measures all 21 networks (benchmarks/RESULTS.md), and
+grouped bottlenecks and DenseNet-121 with their classifiers, both SqueezeNets and torchvision's
+AlexNet both ways, torchvision's GoogLeNet without its classifier here and with it, through
+``weights="torchvision"``, further down), and the slow tests add one network of every other
+shape of map: VGG-11 with and without batch norm and VGG-19 with it (the deepest config),
+ResNet-34, the v1.5 bottleneck (ResNet-50), Wide ResNet-50-2, DenseNet-161 (k=48) and
+GoogLeNet's classifier, each both ways. The deeper siblings (VGG-13/16/19, ResNet-101/152
+v1.5, DenseNet-169/201) take the same maps with more blocks:
+``benchmarks/torchvision_weights.py`` measures all 23 networks (benchmarks/RESULTS.md), and
 ``KERASCNN_TORCHVISION_ALL=1`` runs them here too.
 """
 
@@ -50,11 +52,10 @@ DEFAULT = {
     ],
     ("resnext50_32x4d", "classifier"),
     ("densenet121", "classifier"),
-    *[
-        (name, way)
-        for name in ("alexnet_owt", "googlenet_bn")
-        for way in ("classifier", "features")
-    ],
+    ("alexnet_owt", "classifier"),
+    ("alexnet_owt", "features"),
+    # googlenet_bn's classifier: test_googlenet_bn_takes_torchvisions_weights_... below.
+    ("googlenet_bn", "features"),
 }
 TORCHVISION_NAMES = {  # ours -> torchvision's constructor
     **{name: name for name in tv.PUBLISHED},
@@ -98,6 +99,7 @@ SLOW = (
     "resnet50_v1_5",
     "wide_resnet50_2",
     "densenet161",
+    "googlenet_bn",
 )
 
 

@@ -29,8 +29,8 @@ def test_models_lists_torchvision_weights_with_the_published_accuracy():
 
 
 def test_model_info_lists_the_weights_each_network_takes():
-    assert set(model_info("vgg16")["weights"]) == {"imagenet", "torchvision"}
-    assert set(model_info("resnet18")["weights"]) == {"torchvision"}
+    assert set(model_info("vgg16")["weights"]) == {"imagenet", "torchvision", "timm"}
+    assert set(model_info("resnet18")["weights"]) == {"torchvision", "timm"}
     assert model_info("lenet5")["weights"] == {}
     resnet50 = model_info("resnet50_v1_5")
     assert resnet50["trainable_parameters"] == 25_557_032  # torchvision's resnet50 num_params
