@@ -65,6 +65,21 @@ def test_converting_torchvisions_alexnet_into_the_faithful_one_is_refused(tmp_pa
     assert not out.exists()
 
 
+@pytest.mark.parametrize("name", ["vgg11_lrn", "vgg16_c"])
+def test_a_vgg_torchvision_does_not_build_is_refused_in_one_line(name, tmp_path):
+    from safetensors.numpy import save_file
+
+    checkpoint = tmp_path / "vgg.safetensors"
+    save_file({"features.0.weight": np.zeros((64, 3, 3, 3), "float32")}, str(checkpoint))
+    out = tmp_path / "vgg.weights.h5"
+    result = CliRunner().invoke(
+        main, ["convert", str(checkpoint), "--model", name, "--out", str(out)]
+    )
+    assert result.exit_code == 2, result.output
+    assert result.output.count("Error:") == 1 and "no torchvision layout" in result.output
+    assert not out.exists()
+
+
 def test_a_flattened_map_reaches_fc1_in_the_same_order():
     """PyTorch flattens (C, H, W), Keras (H, W, C): the converted fc1 must give the same
     outputs on the same feature map."""

@@ -57,6 +57,7 @@ def convert_checkpoint(
         raise InvalidArgumentError(
             f"{checkpoint}: a checkpoint must be a {', '.join(CHECKPOINT_SUFFIXES)} file"
         )
+    torchvision.name_map(spec)  # a layout torchvision does not build, before building it
     started = time.perf_counter()
     model = create_model(name, **torchvision.statistics(spec))
     torchvision.load_checkpoint(spec, model, checkpoint)

@@ -47,17 +47,26 @@ def resnet_names(options: Mapping[str, Any], layer_names: Iterable[str]) -> Name
     return NameMap(modules, head=("fc",))
 
 
+# Table 1's configurations torchvision builds (torchvision/models/vgg.py, cfgs A, B, D, E).
+TORCHVISION_VGG_CONFIGS = ("A", "B", "D", "E")
+
+
 def vgg_names(options: Mapping[str, Any], layer_names: Iterable[str]) -> NameMap:
     """torchvision's ``VGG``: ``features.{i}`` numbered through the conv[, BN], ReLU and pool
     modules of the configuration (Table 1), ``classifier.0``, ``.3``, ``.6`` (FC, ReLU,
     dropout between)."""
     batch_norm = options.get("batch_norm", False)
+    config = options.get("config", "D")
+    if config not in TORCHVISION_VGG_CONFIGS:  # A-LRN and C (1x1 convolutions)
+        raise InvalidArgumentError(
+            f"torchvision's VGGs are configurations {', '.join(TORCHVISION_VGG_CONFIGS)} "
+            f"(vgg11, vgg13, vgg16, vgg19 and their _bn); configuration {config} has no "
+            f"torchvision layout"
+        )
     modules = {"fc1": "classifier.0", "fc2": "classifier.3", "predictions": "classifier.6"}
     index = 0
-    for block_index, block in enumerate(vgg.CONFIGS[options.get("config", "D")], start=1):
-        for conv_index, entry in enumerate(block, start=1):
-            if entry == "LRN":
-                raise ValueError("torchvision has no VGG with LRN")
+    for block_index, block in enumerate(vgg.CONFIGS[config], start=1):
+        for conv_index in range(1, len(block) + 1):
             name = f"block{block_index}_conv{conv_index}"
             modules[name] = f"features.{index}"
             if batch_norm:

@@ -131,11 +131,14 @@ def published(spec: ModelSpec) -> Published:
     return entry
 
 
-def name_map(spec: ModelSpec, model: keras.Model) -> names.NameMap:
+def name_map(spec: ModelSpec, model: keras.Model | None = None) -> names.NameMap:
+    """torchvision's module of each of ``model``'s layers; without ``model``, only whether
+    ``spec``'s layout is one torchvision builds (raising if not), before building anything."""
     family = names.NAME_MAPS.get(spec.builder)
     if family is None:
         raise InvalidArgumentError(f"no torchvision name map for {spec.title}")
-    return family({**spec.family_options(), **spec.options}, [layer.name for layer in model.layers])
+    layer_names = [] if model is None else [layer.name for layer in model.layers]
+    return family({**spec.family_options(), **spec.options}, layer_names)
 
 
 def load_checkpoint(spec: ModelSpec, model: keras.Model, path: str | os.PathLike) -> None:
