@@ -41,7 +41,7 @@ conv5 rounding down as PyTorch does, then dropout before each of FC6 (9216 -> 40
 and the classifier: 61,100,840 parameters with 1000 classes (torchvision's ``num_params``).
 It takes 224x224 inputs (pool5 is 6x6) and torchvision's ImageNet statistics. torchvision
 puts an adaptive average pooling to 6x6 before FC6, the identity at 224x224; ours flattens
-pool5 directly, so the classifier needs an input whose pool5 is 6x6 (223 to 226 pixels;
+pool5 directly, so the classifier needs an input whose pool5 is 6x6 (223 to 254 pixels;
 ``include_top=False`` takes any size from 63). The initialisation and weight decay are the
 family's (section 5 of the 2012 paper, biases 0); torchvision's are PyTorch's defaults.
 
