@@ -19,6 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
+# torchvision's constructors of our variants, and the options of its published weights
+# (GoogLeNet's checkpoint holds the auxiliary heads; its weights expect transform_input).
+CONSTRUCTORS = {"alexnet_owt": "alexnet", "googlenet_bn": "googlenet"}
+OPTIONS = {"googlenet_bn": dict(aux_logits=True, transform_input=True, init_weights=False)}
+
 
 def measure(name: str) -> dict:
     sys.modules.setdefault("triton", None)  # torch's GPU compiler crashes beside TensorFlow
@@ -31,8 +36,9 @@ def measure(name: str) -> dict:
     from kerascnn.models.convert.conversion import convert_checkpoint
 
     torch.manual_seed(0)
-    constructor = name.removesuffix("_v1_5")
-    model = getattr(torchvision.models, constructor)(weights=None).eval()
+    constructor = CONSTRUCTORS.get(name, name.removesuffix("_v1_5"))
+    options = OPTIONS.get(name, {})
+    model = getattr(torchvision.models, constructor)(weights=None, **options).eval()
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):

@@ -17,7 +17,7 @@ from kerascnn.recorded import TORCHVISION_TABLE_URL, list_recipes, model_names, 
 @click.option("--json", "as_json", is_flag=True, help="Print everything model_info knows, as JSON.")
 @click.option(
     "--weights",
-    type=click.Choice(["imagenet", "torchvision"]),
+    type=click.Choice(["imagenet", "torchvision", "timm"]),
     help="Only the models with these published weights, with their ImageNet accuracy.",
 )
 def models(pattern, as_json, weights):
@@ -26,7 +26,8 @@ def models(pattern, as_json, weights):
     Parameters and multiply-accumulates are for one image at the default input and the
     paper's class count, without auxiliary heads. With --weights torchvision: the ImageNet-1K
     validation top-1/top-5 torchvision publishes for the weights create_model(NAME,
-    weights="torchvision") converts (torchvision's model table)."""
+    weights="torchvision") converts (torchvision's model table); with --weights timm, the
+    same for timm's republication of those weights on the Hugging Face hub."""
     names = model_names(pattern)
     if as_json or weights:  # what only the registry knows
         infos = [kerascnn.model_info(name) for name in names]
@@ -38,7 +39,7 @@ def models(pattern, as_json, weights):
     if as_json:
         click.echo(json.dumps(infos, indent=2))
         return
-    accuracy = weights == "torchvision"
+    accuracy = weights in ("torchvision", "timm")
     rows = [("name", "parameters", "MACs", "input", "min", *(("top-1", "top-5") * accuracy))]
     for info in infos:
         row = (
@@ -49,7 +50,7 @@ def models(pattern, as_json, weights):
             "x".join(map(str, info["min_size"])),
         )
         if accuracy:
-            published = info["weights"]["torchvision"]
+            published = info["weights"][weights]
             row += (f"{published['top1']:.2f}%", f"{published['top5']:.2f}%")
         rows.append((*row, f"{info['title']} ({info['paper']})"))
     rows[0] += ("network",)
@@ -61,7 +62,10 @@ def models(pattern, as_json, weights):
         ]
         click.echo("  ".join(cells) + "  " + row[-1])
     if accuracy:
-        click.echo(f"ImageNet-1K validation accuracy as published in {TORCHVISION_TABLE_URL}")
+        republished = " (torchvision's weights, which timm republishes)" * (weights == "timm")
+        click.echo(
+            f"ImageNet-1K validation accuracy as published in {TORCHVISION_TABLE_URL}{republished}"
+        )
 
 
 def si(count: int) -> str:

@@ -6,6 +6,8 @@ References:
     initialisation and weight decay).
     M. D. Zeiler, R. Fergus, "Visualizing and Understanding Convolutional Networks",
     arXiv:1311.2901, 2013 (Figure 3, the network of their section 3).
+    A. Krizhevsky, "One weird trick for parallelizing convolutional neural networks",
+    arXiv:1404.5997, 2014 (the one-column network torchvision's ``alexnet`` builds).
 
 AlexNet (``alexnet``) is the single-tower network as taught (the layer table of Stanford's
 CS231n AlexNet case study): a 227x227x3 input (the arithmetic of the 11x11/4 first layer
@@ -31,6 +33,18 @@ layer instead of 11x11/4 and stride 2 in the second, on a 224x224 input, single 
 renormalisation of every convolutional filter whose RMS exceeds 0.1 (a training-time
 constraint of their optimiser). Their paper gives no weight decay; AlexNet's is kept.
 
+``alexnet_owt`` (``config="owt"``) is AlexNet as torchvision builds it
+(torchvision/models/alexnet.py, which cites Krizhevsky 2014), the network of torchvision's
+ImageNet weights (``weights="torchvision"``): one tower of 64-192-384-256-256 convolutions
+(11x11/4 padded by 2, 5x5, then three 3x3), no LRN, 3x3/2 max pooling after conv1, conv2 and
+conv5 rounding down as PyTorch does, then dropout before each of FC6 (9216 -> 4096) and FC7,
+and the classifier: 61,100,840 parameters with 1000 classes (torchvision's ``num_params``).
+It takes 224x224 inputs (pool5 is 6x6) and torchvision's ImageNet statistics. torchvision
+puts an adaptive average pooling to 6x6 before FC6, the identity at 224x224; ours flattens
+pool5 directly, so the classifier needs an input whose pool5 is 6x6 (223 to 254 pixels;
+``include_top=False`` takes any size from 63). The initialisation and weight decay are the
+family's (section 5 of the 2012 paper, biases 0); torchvision's are PyTorch's defaults.
+
 Pooling rounds the output size up, as Caffe (and so the published reference models) does:
 ``ceil((n - 3) / 2) + 1``. For AlexNet at 227 this is the same as Keras's "valid" pooling
 (55 -> 27 -> 13 -> 6); ZFNet's Figure 3 needs it (110 -> 55 and 26 -> 13). See
@@ -53,7 +67,15 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
-from kerascnn.models.spec import UNIT_STD, VGG_IMAGENET_MEAN, PublishedAccuracy, register_model
+from kerascnn.models.spec import (
+    TORCHVISION_IMAGENET_MEAN,
+    TORCHVISION_IMAGENET_STD,
+    TORCHVISION_TABLE,
+    UNIT_STD,
+    VGG_IMAGENET_MEAN,
+    PublishedAccuracy,
+    register_model,
+)
 
 # Section 3.3: k = 2, n = 5, alpha = 1e-4, beta = 0.75.
 LRN_PARAMETERS = dict(k=2.0, n=5, alpha=1e-4, beta=0.75)
@@ -75,10 +97,15 @@ class Conv:
 
 @dataclass(frozen=True)
 class Layout:
-    """A network of the family: its five convolutions and the layers whose biases start at 1."""
+    """A network of the family: its five convolutions, the layers whose biases start at 1,
+    whether pool1 and pool2 are followed by LRN, how pooling rounds ("ceil": Caffe's, "floor":
+    PyTorch's) and whether dropout comes after the hidden FC layers or before them."""
 
     convs: tuple[Conv, ...]
     unit_bias: frozenset[str]
+    lrn: bool = True
+    rounding: str = "ceil"
+    dropout_before_fc: bool = False
 
 
 ALEXNET_CONVS = (
@@ -92,9 +119,20 @@ ALEXNET_CONVS = (
 # ("valid" gives 109, "same" 112); 55 -> 26 is the unpadded 5x5/2, (55 - 5) // 2 + 1 = 26.
 ZFNET_CONVS = (Conv(96, 7, 2, 1), Conv(256, 5, 2, 0), *ALEXNET_CONVS[2:])
 
+# torchvision's AlexNet (torchvision/models/alexnet.py), which it takes from Krizhevsky 2014:
+# 64-192-384-256-256 filters, the first convolution padded by 2 (224 -> 55).
+OWT_CONVS = (
+    Conv(64, 11, 4, 2),
+    Conv(192, 5, 1, 2),
+    Conv(384, 3, 1, 1),
+    Conv(256, 3, 1, 1),
+    Conv(256, 3, 1, 1),
+)
+
 LAYOUTS = {
     "alexnet": Layout(ALEXNET_CONVS, frozenset({"conv2", "conv4", "conv5", "fc6", "fc7"})),
     "zfnet": Layout(ZFNET_CONVS, frozenset()),
+    "owt": Layout(OWT_CONVS, frozenset(), lrn=False, rounding="floor", dropout_before_fc=True),
 }
 POOLED = ("conv1", "conv2", "conv5")  # each followed by a 3x3/2 max pooling
 NORMALISED = ("pool1", "pool2")  # each followed by LRN
@@ -131,12 +169,14 @@ def AlexNet(
         pooling: None, "avg" or "max", for ``include_top=False``.
         classifier_activation: "softmax", or None for logits.
         mean, std: raw-pixel statistics of the first layer (``(x - mean) / std``).
-        config: "alexnet" (11x11/4 then 5x5/1) or "zfnet" (7x7/2 then 5x5/2).
+        config: "alexnet" (11x11/4 then 5x5/1), "zfnet" (7x7/2 then 5x5/2) or "owt"
+            (torchvision's one-tower AlexNet of Krizhevsky 2014: 64-192-384-256-256, no LRN).
         towers: 1 (single tower) or 2 (the paper's two-GPU layout: grouped conv2, conv4,
             conv5).
         dropout: dropout rate after FC6 and FC7 (0.5 in both papers).
         weight_decay: L2 weight decay on every kernel (5e-4, section 5).
-        name: the model's name; by default ``alexnet``, ``alexnet_2tower`` or ``zfnet``.
+        name: the model's name; by default ``alexnet``, ``alexnet_2tower``, ``zfnet`` or
+            ``alexnet_owt``.
 
     Returns:
         A ``keras.Model`` taking raw 0-255 pixels.
@@ -151,17 +191,18 @@ def AlexNet(
         _initializers, unit_bias=layout.unit_bias, regularizer=layers.l2_decay(weight_decay)
     )
     inputs, x = layers.image_input(input_shape, mean, std)
-    x = features(x, layout.convs, towers=towers, initializers=initializers)
+    x = features(x, layout, towers=towers, initializers=initializers)
     x = head(
         x,
         dropout=dropout,
+        dropout_before_fc=layout.dropout_before_fc,
         initializers=initializers,
         num_classes=num_classes,
         include_top=include_top,
         pooling=pooling,
         classifier_activation=classifier_activation,
     )
-    default_name = config + ("_2tower" if towers == 2 else "")
+    default_name = {"owt": "alexnet_owt"}.get(config, config) + ("_2tower" if towers == 2 else "")
     return keras.Model(inputs, x, name=name or default_name)
 
 
@@ -192,14 +233,15 @@ def _initializers(
 
 def features(
     x: keras.KerasTensor,
-    convs: Sequence[Conv],
+    layout: Layout,
     *,
     towers: int,
     initializers: Callable[[str], dict],
 ) -> keras.KerasTensor:
     """The five convolutions with ReLU (``conv1`` ... ``conv5``, grouped by tower where
-    Figure 2 splits them), max pooling after conv1, conv2 and conv5, LRN after pool1 and pool2."""
-    for index, conv in enumerate(convs, start=1):
+    Figure 2 splits them), max pooling after conv1, conv2 and conv5, LRN after pool1 and pool2
+    (where the layout has it)."""
+    for index, conv in enumerate(layout.convs, start=1):
         conv_name = f"conv{index}"
         if conv.stride == 1 and 2 * conv.pad == conv.kernel - 1:
             padding = "same"
@@ -219,8 +261,11 @@ def features(
         )(x)
         if conv_name in POOLED:
             pool_name = f"pool{index}"
-            x = ceil_mode_pooling(x, POOL_SIZE, POOL_STRIDES, name=pool_name)
-            if pool_name in NORMALISED:
+            if layout.rounding == "ceil":
+                x = ceil_mode_pooling(x, POOL_SIZE, POOL_STRIDES, name=pool_name)
+            else:
+                x = keras.layers.MaxPooling2D(POOL_SIZE, POOL_STRIDES, name=pool_name)(x)
+            if layout.lrn and pool_name in NORMALISED:
                 x = layers.LocalResponseNormalization(**LRN_PARAMETERS, name=f"norm{index}")(x)
     return x
 
@@ -229,25 +274,30 @@ def head(
     x: keras.KerasTensor,
     *,
     dropout: float,
+    dropout_before_fc: bool = False,
     initializers: Callable[[str], dict],
     num_classes: int,
     include_top: bool,
     pooling: str | None,
     classifier_activation: str | None,
 ) -> keras.KerasTensor:
-    """FC6 and FC7 with ReLU and dropout, then the classifier (FC8); or ``pool5``'s feature
-    map pooled by ``pooling``."""
+    """FC6 and FC7 with ReLU and dropout (after each, or before each with
+    ``dropout_before_fc`` as torchvision places it), then the classifier (FC8); or ``pool5``'s
+    feature map pooled by ``pooling``."""
     if not include_top:
         return layers.global_pool(x, pooling)
     x = keras.layers.Flatten(name="flatten")(x)
     for fc_name in ("fc6", "fc7"):
+        if dropout_before_fc:
+            x = keras.layers.Dropout(dropout, name=f"{fc_name}_dropout")(x)
         x = keras.layers.Dense(
             FC_UNITS,
             activation="relu",
             name=fc_name,
             **initializers(fc_name),
         )(x)
-        x = keras.layers.Dropout(dropout, name=f"{fc_name}_dropout")(x)
+        if not dropout_before_fc:
+            x = keras.layers.Dropout(dropout, name=f"{fc_name}_dropout")(x)
     return layers.classifier(x, num_classes, classifier_activation, **initializers("fc8"))
 
 
@@ -344,6 +394,23 @@ register_model(
     description="AlexNet as published: conv2, conv4, conv5 split across two GPUs (groups=2)",
     towers=2,
     **COMMON,
+)
+register_model(
+    "alexnet_owt",
+    AlexNet,
+    title="AlexNet (one weird trick)",
+    paper="Krizhevsky 2014, One weird trick for parallelizing convolutional neural networks; "
+    "torchvision's layout",
+    input_shape=(224, 224, 3),
+    # 11x11/4 padded by 2 and three 3x3/2 poolings rounding down: 63 -> 15 -> 7 -> 3 -> 1
+    # (62 -> 14 -> 6 -> 2 leaves nothing for pool5); torchvision's min_size.
+    min_size=(63, 63),
+    num_classes=1000,
+    mean=TORCHVISION_IMAGENET_MEAN,
+    std=TORCHVISION_IMAGENET_STD,
+    description="torchvision's AlexNet: one tower, 64-192-384-256-256, no LRN",
+    imagenet_accuracy=PublishedAccuracy(56.522, 79.066, TORCHVISION_TABLE),
+    config="owt",
 )
 register_model(
     "zfnet",

@@ -18,6 +18,7 @@ from typing import Any
 
 import keras
 
+from kerascnn.models.convert.timm import REPUBLISHED
 from kerascnn.models.convert.torchvision import PUBLISHED
 from kerascnn.models.counting import multiply_accumulates
 from kerascnn.models.factory import create_model
@@ -37,8 +38,8 @@ def model_info(name: str) -> dict[str, Any]:
         class count and default input, without auxiliary heads), ``auxiliary_loss_weights``,
         ``keras_application`` (its name, or None), ``weights`` (the published weights
         ``create_model(name, weights=...)`` takes: ``{"imagenet": {...}, "torchvision":
-        {"url", "top1", "top5", "source"}}``, the ImageNet-1K accuracies as torchvision
-        publishes them),
+        {"url", "top1", "top5", "source"}, "timm": {"url", "repo", "top1", ...}}``, the
+        ImageNet-1K accuracies as torchvision publishes them),
         ``preprocessing`` (``{"mean": ..., "std": ...}`` in raw pixel units), ``options``
         (the family options and their defaults for this variant) and ``description``.
     """
@@ -78,6 +79,18 @@ def available_weights(name: str) -> dict[str, dict[str, Any]]:
             "top5": entry.top5,
             "resize": entry.resize,
             "source": f"torchvision's model table, {TORCHVISION_TABLE_URL}",
+        }
+    republished = REPUBLISHED.get(name)
+    if republished is not None:  # torchvision's weights, the same accuracy
+        available["timm"] = {
+            "url": republished.url,
+            "repo": republished.repo,
+            "weights": entry.weights,
+            "top1": entry.top1,
+            "top5": entry.top5,
+            "resize": entry.resize,
+            "source": f"torchvision's model table (the weights timm republishes), "
+            f"{TORCHVISION_TABLE_URL}",
         }
     return available
 

@@ -13,10 +13,12 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError, MissingFileError, first_line
 from kerascnn.models import features, layers, pretrained
-from kerascnn.models.convert import torchvision
+from kerascnn.models.convert import timm, torchvision
 from kerascnn.models.spec import MODELS, ModelSpec
 
 WEIGHT_SUFFIXES = (".weights.h5", ".keras")
+# weights= values converted from PyTorch checkpoints, and the module that fetches each.
+CONVERTED = {torchvision.SOURCE: torchvision, timm.SOURCE: timm}
 
 
 def create_model(
@@ -49,7 +51,9 @@ def create_model(
             ``keras_application`` in their spec; downloaded once into Keras's cache);
             ``"torchvision"`` for torchvision's ImageNet weights, converted (the networks of
             ``kerascnn.models.convert.PUBLISHED``; downloaded and converted once, into Keras's
-            cache; the model then normalises its input with torchvision's statistics); or a
+            cache; the model then normalises its input with torchvision's statistics);
+            ``"timm"`` for the same weights as timm republishes them on the Hugging Face hub
+            (``kerascnn.models.convert.timm.REPUBLISHED``, safetensors); or a
             ``.weights.h5``/``.keras`` file saved from this architecture or from that
             keras.applications model (or converted by ``kerascnn convert``).
         features_only: return the backbone's feature maps instead (``features.feature_model``):
@@ -122,15 +126,15 @@ def published_statistics(name: str, weights: str) -> dict[str, tuple[float, ...]
 
 
 def check_published(name: str, weights: str) -> None:
-    """Refuse ``weights`` ("imagenet", "torchvision") that are not published for ``name``."""
+    """Refuse ``weights`` ("imagenet", "torchvision", "timm") not published for ``name``."""
     spec = MODELS.get(name)
-    if weights == torchvision.SOURCE:
-        torchvision.published(spec)
+    if weights in CONVERTED:
+        CONVERTED[weights].published(spec)
     elif weights == "imagenet" and spec.keras_application is None:
         raise InvalidArgumentError(f"{spec.title} has no keras.applications ImageNet weights")
-    elif weights not in ("imagenet", torchvision.SOURCE):
+    elif weights != "imagenet":
         raise InvalidArgumentError(
-            f"published weights are 'imagenet' or 'torchvision'; received {weights!r}"
+            f"published weights are 'imagenet', 'torchvision' or 'timm'; received {weights!r}"
         )
 
 
@@ -162,8 +166,8 @@ def _load_weights(
     **application_arguments: Any,
 ) -> None:
     application = spec.keras_application
-    if weights == torchvision.SOURCE:
-        _load_torchvision(spec, model, application_arguments)
+    if isinstance(weights, str) and weights in CONVERTED:
+        _load_converted(spec, model, application_arguments, CONVERTED[weights])
         return
     if weights == "imagenet":
         if application is None:
@@ -190,16 +194,20 @@ def _load_weights(
     load_weights(target, path)
 
 
-def _load_torchvision(spec: ModelSpec, model: keras.Model, arguments: dict) -> None:
-    """torchvision's weights, converted once into Keras's cache, copied by layer name into
-    ``model`` (any input size and head the weights fit)."""
-    torchvision.published(spec)
-    torchvision.check_head(spec, arguments)
-    build = functools.partial(create_model, spec.name, **torchvision.STATISTICS)
-    cached = torchvision.cached_weights(spec, build)
+def _load_converted(spec: ModelSpec, model: keras.Model, arguments: dict, source) -> None:
+    """torchvision's weights (from torchvision, or timm's republication: ``source``),
+    converted once into Keras's cache, copied by layer name into ``model`` (any input size and
+    head the weights fit)."""
+    source.published(spec)
+    source.check_head(spec, arguments)
+    build = functools.partial(create_model, spec.name, **torchvision.statistics(spec))
+    cached = source.cached_weights(spec, build)
     reference = build(include_top=True, num_classes=1000)
     reference.load_weights(cached)
-    torchvision.copy_by_name(reference, model, what=f"torchvision's {spec.name} weights")
+    # Auxiliary heads (aux_logits=True) start afresh: torchvision publishes none trained.
+    torchvision.copy_by_name(
+        reference, layers.main_head(model), what=f"{source.SOURCE}'s {spec.name} weights"
+    )
 
 
 def load_weights(model: keras.Model, weights: str | os.PathLike) -> None:

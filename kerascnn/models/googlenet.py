@@ -26,6 +26,21 @@ BN-Inception: the same stem without LRN and with batch normalisation after every
 stride-2 modules 3c and 4e (no 1x1 branch; the pooled input passes through unprojected) in
 place of the max pools between stages; no dropout (section 4.2.1: "Remove Dropout").
 
+GoogLeNet with batch normalisation (``googlenet_bn``) is the network of torchvision's ImageNet
+weights (torchvision/models/googlenet.py), registered beside the paper's. Where torchvision
+departs from Szegedy et al. 2014: every convolution is torchvision's ``BasicConv2d``, a
+convolution without bias, batch normalisation (epsilon 1e-3) and ReLU, and there is no LRN
+(6,624,904 trainable parameters without the auxiliary heads, torchvision's ``num_params``);
+each module's "5x5" branch convolves 3x3 (torchvision keeps this known bug for its weights,
+pytorch/vision#906; the layers keep the ``_5x5`` names of the table); the pooling after 4e is
+2x2/2, not 3x3/2; pooling rounds up (``ceil_mode``) and the stem's 7x7/2 pads 3 on every side,
+so maps are the same at every input size; dropout before the classifier is 0.2, not 0.4.
+torchvision's weights were trained with ``transform_input=True``, which maps its normalised
+input back to ``x / 127.5 - 1`` in raw pixels: the registration's statistics. torchvision's
+auxiliary heads pool adaptively to 4x4 with a batch-normalised 1x1 convolution; ours
+(``aux_logits=True``) are section 5's, the 1x1 convolution batch-normalised, and start afresh
+from torchvision's weights, whose auxiliary heads torchvision publishes untrained.
+
 Departures from the papers and the Caffe reference, none of which changes a shape of the tables
 at 224x224:
 
@@ -56,9 +71,13 @@ import keras
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models import layers
+from kerascnn.models.alexnet import ceil_mode_pooling
 from kerascnn.models.spec import (
+    KERAS_TF_MEAN,
+    KERAS_TF_STD,
     TORCHVISION_IMAGENET_MEAN,
     TORCHVISION_IMAGENET_STD,
+    TORCHVISION_TABLE,
     UNIT_STD,
     PublishedAccuracy,
     register_model,
@@ -201,20 +220,112 @@ def googlenet_modules(
     x: keras.KerasTensor,
     conv,
     auxiliary: Callable[[keras.KerasTensor, str], keras.KerasTensor] | None,
+    *,
+    pool: Callable[[keras.KerasTensor, str], keras.KerasTensor] | None = None,
+    third_kernel: int = 5,
 ) -> tuple[keras.KerasTensor, list[keras.KerasTensor]]:
-    """Table 1's inception modules 3a .. 5b with a 3x3/2 max pooling between stages, and the
-    outputs of ``auxiliary(x, prefix)`` after 4a and 4d (none when ``auxiliary`` is None)."""
+    """Table 1's inception modules 3a .. 5b with a 3x3/2 max pooling between stages (or
+    ``pool(x, stage)``), and the outputs of ``auxiliary(x, prefix)`` after 4a and 4d (none
+    when ``auxiliary`` is None); ``third_kernel`` is the kernel of the "5x5" branch."""
     aux_outputs = []
     stage = "3"
     for module_name, module in GOOGLENET_MODULES.items():
         if module_name[0] != stage:  # a 3x3/2 max pool between stages (pool3, pool4)
-            x = max_pool(x, f"pool{stage}_3x3_s2", strides=2)
+            if pool is None:
+                x = max_pool(x, f"pool{stage}_3x3_s2", strides=2)
+            else:
+                x = pool(x, stage)
             stage = module_name[0]
-        x = inception_module(x, f"inception_{module_name}", module, conv, double_3x3=False)
+        x = inception_module(
+            x,
+            f"inception_{module_name}",
+            module,
+            conv,
+            double_3x3=False,
+            third_kernel=third_kernel,
+        )
         if auxiliary is not None and module_name in GOOGLENET_AUX_AFTER:
             index = GOOGLENET_AUX_AFTER.index(module_name) + 1
             aux_outputs.append(auxiliary(x, f"aux{index}"))
     return x, aux_outputs
+
+
+def GoogLeNetBN(
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    include_top: bool,
+    pooling: str | None,
+    classifier_activation: str | None,
+    mean: Sequence[float],
+    std: Sequence[float],
+    aux_logits: bool = False,
+    dropout: float = 0.2,
+    aux_dropout: float = 0.7,
+    weight_decay: float | None = 2e-4,
+    name: str | None = None,
+) -> keras.Model:
+    """Build GoogLeNet with batch normalisation as torchvision builds it (``googlenet_bn``).
+
+    Table 1's widths, every convolution a ``conv_bn`` (no bias, batch norm with epsilon 1e-3,
+    ReLU); no LRN; the "5x5" branch convolves 3x3; 3x3/2 and 2x2/2 max poolings rounding up
+    (PyTorch's ``ceil_mode``); the stem's 7x7/2 padded by 3 on every side; dropout 0.2.
+
+    Args:
+        input_shape, num_classes, include_top, pooling, classifier_activation, mean, std,
+        aux_logits, aux_dropout, weight_decay, name: as ``GoogLeNet``'s (the auxiliary heads
+            are section 5's, their 1x1 convolution with batch norm).
+        dropout: dropout rate before the classifier (torchvision's 0.2).
+
+    Returns:
+        A ``keras.Model`` taking raw 0-255 pixels.
+
+    Raises:
+        InvalidArgumentError: a dropout rate outside [0, 1), or an input too small to pool.
+    """
+    _check_rate("dropout", dropout)
+    _check_rate("aux_dropout", aux_dropout)
+    kernel_kwargs = dict(
+        kernel_initializer="glorot_uniform", kernel_regularizer=layers.l2_decay(weight_decay)
+    )
+    conv = functools.partial(layers.conv_bn, **kernel_kwargs)
+    auxiliary = None
+    if include_top and aux_logits:
+        auxiliary = functools.partial(
+            auxiliary_classifier,
+            num_classes=num_classes,
+            classifier_activation=classifier_activation,
+            dropout=aux_dropout,
+            kernel_kwargs=kernel_kwargs,
+            conv=layers.conv_bn,
+        )
+    inputs, x = layers.image_input(input_shape, mean, std)
+    x = keras.layers.ZeroPadding2D(3, name="conv1_7x7_s2_pad")(x)
+    x = conv(x, 64, 7, strides=2, padding="valid", name="conv1_7x7_s2")
+    x = ceil_mode_pooling(x, 3, 2, name="pool1_3x3_s2")
+    x = conv(x, 64, 1, name="conv2_3x3_reduce")
+    x = conv(x, 192, 3, name="conv2_3x3")
+    x = ceil_mode_pooling(x, 3, 2, name="pool2_3x3_s2")
+    x, aux_outputs = googlenet_modules(
+        x, conv, auxiliary, pool=_torchvision_stage_pool, third_kernel=3
+    )
+    x = head(
+        x,
+        dropout=dropout,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        **kernel_kwargs,
+    )
+    outputs = [x, *aux_outputs] if aux_outputs else x
+    return keras.Model(inputs, outputs, name=name or "googlenet_bn")
+
+
+def _torchvision_stage_pool(x: keras.KerasTensor, stage: str) -> keras.KerasTensor:
+    """torchvision's pooling between stages: 3x3/2 after 3b, 2x2/2 after 4e, rounding up."""
+    size = 3 if stage == "3" else 2
+    return ceil_mode_pooling(x, size, 2, name=f"pool{stage}_{size}x{size}_s2")
 
 
 def BNInception(
@@ -329,14 +440,20 @@ def max_pool(x: keras.KerasTensor, name: str, strides: int) -> keras.KerasTensor
 
 
 def inception_module(
-    x: keras.KerasTensor, name: str, module: InceptionModule, conv, *, double_3x3: bool
+    x: keras.KerasTensor,
+    name: str,
+    module: InceptionModule,
+    conv,
+    *,
+    double_3x3: bool,
+    third_kernel: int = 5,
 ) -> keras.KerasTensor:
     """The branches of one table row, concatenated in the table's order (``{name}_output``).
 
     ``conv(x, filters, kernel_size, name=..., strides=...)`` builds one convolution with its
     activation; ``double_3x3`` makes the third branch two 3x3 convolutions (BN-Inception)
-    instead of one 5x5 (GoogLeNet). A stride-2 module subsamples in its last convolutions and
-    in its pooling.
+    instead of one 5x5 (GoogLeNet; ``third_kernel`` 3 for torchvision's). A stride-2 module
+    subsamples in its last convolutions and in its pooling.
     """
     strides = module.strides
     branches = []
@@ -350,7 +467,7 @@ def inception_module(
         branches.append(conv(y, module.conv5x5, 3, strides=strides, name=f"{name}_double_3x3_2"))
     else:
         y = conv(x, module.reduce5x5, 1, name=f"{name}_5x5_reduce")
-        branches.append(conv(y, module.conv5x5, 5, strides=strides, name=f"{name}_5x5"))
+        branches.append(conv(y, module.conv5x5, third_kernel, strides=strides, name=f"{name}_5x5"))
     pool = keras.layers.MaxPooling2D if module.pool == "max" else keras.layers.AveragePooling2D
     y = pool(3, strides=strides, padding="same", name=f"{name}_pool")(x)
     if module.pool_proj:
@@ -371,8 +488,10 @@ def auxiliary_classifier(
     classifier_activation: str | None,
     dropout: float,
     kernel_kwargs: dict,
+    conv=conv_relu,
 ) -> keras.KerasTensor:
-    """Section 5's auxiliary classifier, every layer named ``{prefix}_...``."""
+    """Section 5's auxiliary classifier, every layer named ``{prefix}_...``; ``conv`` builds
+    its 1x1 convolution with its activation (``layers.conv_bn`` for ``googlenet_bn``)."""
     _, height, width, _ = x.shape
     y = keras.layers.AveragePooling2D(
         auxiliary_pool_size(height, width),
@@ -380,7 +499,7 @@ def auxiliary_classifier(
         padding="valid",
         name=f"{prefix}_avg_pool",
     )(x)
-    y = conv_relu(y, AUX_FILTERS, 1, name=f"{prefix}_conv", **kernel_kwargs)
+    y = conv(y, AUX_FILTERS, 1, name=f"{prefix}_conv", **kernel_kwargs)
     y = keras.layers.Flatten(name=f"{prefix}_flatten")(y)
     y = keras.layers.Dense(AUX_UNITS, name=f"{prefix}_fc", **kernel_kwargs)(y)
     y = keras.layers.ReLU(name=f"{prefix}_fc_relu")(y)
@@ -417,6 +536,28 @@ register_model(
     std=UNIT_STD,
     auxiliary_loss_weights=(0.3, 0.3),
     description="Inception v1: 9 inception modules, LRN stem, aux heads with aux_logits=True",
+)
+
+# torchvision's GoogLeNet: its ImageNet weights were trained with ``transform_input=True``,
+# which turns torchvision's normalised input back into ``x / 127.5 - 1`` before conv1
+# (torchvision/models/googlenet.py, ``_transform_input``): those are the statistics the
+# converted weights expect (``weights="torchvision"``), and this registration's.
+register_model(
+    "googlenet_bn",
+    GoogLeNetBN,
+    title="GoogLeNet (batch norm)",
+    paper="Szegedy, Liu, Jia, Sermanet, Reed, Anguelov, Erhan, Vanhoucke, Rabinovich 2014, "
+    "Going Deeper with Convolutions; with batch norm as torchvision builds it",
+    input_shape=(224, 224, 3),
+    # 7x7/2 padded by 3, then four poolings rounding up: 15 -> 8 -> 4 -> 2 -> 1 -> 1
+    # (14 -> 7 -> 3 -> 1 leaves nothing for pool3), as torchvision's smallest input.
+    min_size=(15, 15),
+    num_classes=1000,
+    imagenet_accuracy=PublishedAccuracy(69.778, 89.53, TORCHVISION_TABLE),
+    mean=KERAS_TF_MEAN,
+    std=KERAS_TF_STD,
+    auxiliary_loss_weights=(0.3, 0.3),
+    description="GoogLeNet with BN after every convolution, torchvision's layout",
 )
 
 register_model(

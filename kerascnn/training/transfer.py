@@ -27,7 +27,7 @@ from kerascnn.errors import InvalidArgumentError, MissingFileError
 from kerascnn.models import create_model, published_statistics
 from kerascnn.settings import setting
 
-PUBLISHED_WEIGHTS = ("imagenet", "torchvision")
+PUBLISHED_WEIGHTS = ("imagenet", "torchvision", "timm")
 
 
 @dataclass
@@ -36,8 +36,9 @@ class TransferConfig:
 
     weights: str | None = setting(
         None,
-        "Start from published ImageNet weights ({choices}: keras.applications' or "
-        "torchvision's); the classifier starts afresh.",
+        "Start from published ImageNet weights ({choices}: keras.applications', "
+        "torchvision's, or torchvision's as timm republishes them); the classifier starts "
+        "afresh.",
         choices=PUBLISHED_WEIGHTS,
         shown="",
     )

@@ -429,10 +429,32 @@ def test_default_names(alexnet, zfnet):
 
 
 def test_unknown_config_is_rejected():
-    with pytest.raises(ValueError, match="config must be one of alexnet, zfnet; received 'x'"):
+    with pytest.raises(ValueError, match="config must be one of alexnet, zfnet, owt; received 'x'"):
         kerascnn.create_model("alexnet", config="x")
 
 
 def test_tower_count_must_be_1_or_2():
     with pytest.raises(ValueError, match="towers must be 1 or 2; received 3"):
         kerascnn.create_model("alexnet", towers=3)
+
+
+def test_alexnet_owt_follows_torchvisions_layers():
+    """torchvision/models/alexnet.py at 224x224: 64-192-384-256-256 convolutions, no LRN, 3x3/2
+    pooling rounding down (55 -> 27 -> 13 -> 6), dropout before fc6 and fc7; 61,100,840
+    parameters (torchvision's AlexNet_Weights num_params)."""
+    model = built_without_weights("alexnet_owt")
+    assert model.count_params() == 61_100_840
+    expected = {
+        "conv1": (55, 55, 64),
+        "pool1": (27, 27, 64),
+        "conv2": (27, 27, 192),
+        "pool2": (13, 13, 192),
+        "conv3": (13, 13, 384),
+        "conv4": (13, 13, 256),
+        "conv5": (13, 13, 256),
+        "pool5": (6, 6, 256),
+    }
+    assert {name: shape(model, name)[1:] for name in expected} == expected
+    assert not any(isinstance(layer, LocalResponseNormalization) for layer in model.layers)
+    names = [layer.name for layer in model.layers]
+    assert names.index("fc6_dropout") < names.index("fc6") < names.index("fc7_dropout")

@@ -586,3 +586,28 @@ def test_registered_defaults():
     assert googlenet.std == (1.0, 1.0, 1.0)
     assert bn.std == (58.395, 57.12, 57.375)
     assert bn.auxiliary_loss_weights == ()
+
+
+def test_googlenet_bn_follows_torchvisions_layers():
+    """torchvision/models/googlenet.py's shapes at 224x224 (its comments in ``_forward``), the
+    3x3 kernel of its "5x5" branch, batch norm without convolution biases; 6,624,904
+    trainable parameters without the auxiliary heads (GoogLeNet_Weights num_params)."""
+    with keras.StatelessScope(initialize_variables=False):
+        model = kerascnn.create_model("googlenet_bn")
+    assert sum(math.prod(w.shape) for w in model.trainable_weights) == 6_624_904
+    expected = {
+        "conv1_7x7_s2_relu": (112, 112, 64),
+        "pool1_3x3_s2": (56, 56, 64),
+        "conv2_3x3_relu": (56, 56, 192),
+        "pool2_3x3_s2": (28, 28, 192),
+        "inception_3b_output": (28, 28, 480),
+        "pool3_3x3_s2": (14, 14, 480),
+        "inception_4e_output": (14, 14, 832),
+        "pool4_2x2_s2": (7, 7, 832),
+        "inception_5b_output": (7, 7, 1024),
+    }
+    shapes = {name: tuple(model.get_layer(name).output.shape[1:]) for name in expected}
+    assert shapes == expected
+    assert model.get_layer("inception_4a_5x5_conv").kernel_size == (3, 3)
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convolutions and not any(layer.use_bias for layer in convolutions)

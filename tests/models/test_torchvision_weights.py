@@ -7,15 +7,18 @@ without it (from the .safetensors). No network: downloads are served from a loca
 Each network is built at the smallest input it accepts (VGG's classifier needs its 7x7 map:
 224x224). Keras takes 5-20 s to build each of these graphs, and a VGG checkpoint is 0.5 GB
 written twice, so by default one check per name map runs (ResNet-18 both ways, ResNeXt's
-grouped bottlenecks and DenseNet-121 with their classifiers, both SqueezeNets both ways), and
-the slow tests add one network of every other shape of map: VGG-11 with and without batch
-norm and VGG-19 with it (the deepest config), ResNet-34, the v1.5 bottleneck (ResNet-50),
-Wide ResNet-50-2 and DenseNet-161 (k=48), each both ways. The deeper siblings (VGG-13/16/19,
-ResNet-101/152 v1.5, DenseNet-169/201) take the same maps with more blocks:
-``benchmarks/torchvision_weights.py`` measures all 21 networks (benchmarks/RESULTS.md), and
+grouped bottlenecks and DenseNet-121 with their classifiers, both SqueezeNets and torchvision's
+AlexNet both ways, torchvision's GoogLeNet without its classifier here and with it, through
+``weights="torchvision"``, further down), and the slow tests add one network of every other
+shape of map: VGG-11 with and without batch norm and VGG-19 with it (the deepest config),
+ResNet-34, the v1.5 bottleneck (ResNet-50), Wide ResNet-50-2, DenseNet-161 (k=48) and
+GoogLeNet's classifier, each both ways. The deeper siblings (VGG-13/16/19, ResNet-101/152
+v1.5, DenseNet-169/201) take the same maps with more blocks:
+``benchmarks/torchvision_weights.py`` measures all 23 networks (benchmarks/RESULTS.md), and
 ``KERASCNN_TORCHVISION_ALL=1`` runs them here too.
 """
 
+import dataclasses
 import hashlib
 import os
 import sys
@@ -49,13 +52,29 @@ DEFAULT = {
     ],
     ("resnext50_32x4d", "classifier"),
     ("densenet121", "classifier"),
+    ("alexnet_owt", "classifier"),
+    ("alexnet_owt", "features"),
+    # googlenet_bn's classifier: test_googlenet_bn_takes_torchvisions_weights_... below.
+    ("googlenet_bn", "features"),
 }
 TORCHVISION_NAMES = {  # ours -> torchvision's constructor
     **{name: name for name in tv.PUBLISHED},
     "resnet50_v1_5": "resnet50",
     "resnet101_v1_5": "resnet101",
     "resnet152_v1_5": "resnet152",
+    "alexnet_owt": "alexnet",
+    "googlenet_bn": "googlenet",
 }
+# As torchvision builds the network of its published weights: GoogLeNet's checkpoint holds
+# the (untrained) auxiliary heads, and its weights expect transform_input.
+TORCHVISION_OPTIONS = {
+    "googlenet_bn": dict(aux_logits=True, transform_input=True, init_weights=False),
+}
+GOOGLENET_FEATURES = (
+    *("conv1", "maxpool1", "conv2", "conv3", "maxpool2", "inception3a", "inception3b"),
+    *("maxpool3", "inception4a", "inception4b", "inception4c", "inception4d", "inception4e"),
+    *("maxpool4", "inception5a", "inception5b"),
+)
 
 
 def features_of(model, name):
@@ -64,7 +83,11 @@ def features_of(model, name):
         return torch.nn.Sequential(*list(model.children())[:-2])
     if name.startswith("densenet"):
         return lambda x: torch.nn.functional.relu(model.features(x))
-    return model.features  # VGG (after block5_pool), SqueezeNet (fire9)
+    if name == "googlenet_bn":
+        return lambda x: torch.nn.Sequential(*map(model.get_submodule, GOOGLENET_FEATURES))(
+            model._transform_input(x)
+        )
+    return model.features  # VGG (after block5_pool), SqueezeNet (fire9), AlexNet (pool5)
 
 
 # Checked with the slow tests besides DEFAULT: one network per other shape of name map.
@@ -76,6 +99,7 @@ SLOW = (
     "resnet50_v1_5",
     "wide_resnet50_2",
     "densenet161",
+    "googlenet_bn",
 )
 
 
@@ -114,7 +138,8 @@ def networks(tmp_path_factory):
 def _make(name, folder):
     """(name, torchvision model, .pth, .safetensors) with random weights and statistics."""
     torch.manual_seed(0)
-    model = getattr(torchvision.models, TORCHVISION_NAMES[name])(weights=None).eval()
+    options = TORCHVISION_OPTIONS.get(name, {})
+    model = getattr(torchvision.models, TORCHVISION_NAMES[name])(weights=None, **options).eval()
     with torch.no_grad():
         for module in model.modules():
             if isinstance(module, torch.nn.BatchNorm2d):
@@ -150,17 +175,19 @@ def test_converted_network_gives_torchvisions_outputs(name, way, networks, rando
     """ "classifier": logits, converted from the .pth; "features": the last feature map
     (``include_top=False``), converted from the .safetensors."""
     model, pth, safetensors = networks(name)
+    statistics = tv.statistics(MODELS.get(name))  # GoogLeNet's: its transform_input's
     if way == "classifier":
-        size = 224 if name.startswith("vgg") else max(MODELS.get(name).min_size)
+        flattens = name.startswith(("vgg", "alexnet"))  # the classifier reads a 7x7 / 6x6 map
+        size = 224 if flattens else max(MODELS.get(name).min_size)
         ours = kerascnn.create_model(
-            name, input_shape=(size, size, 3), classifier_activation=None, **tv.STATISTICS
+            name, input_shape=(size, size, 3), classifier_activation=None, **statistics
         )
         tv.load_checkpoint(MODELS.get(name), ours, pth)
         reference = model
     else:
         size = max(MODELS.get(name).min_size)
         ours = kerascnn.create_model(
-            name, input_shape=(size, size, 3), include_top=False, **tv.STATISTICS
+            name, input_shape=(size, size, 3), include_top=False, **statistics
         )
         tv.load_checkpoint(MODELS.get(name), ours, safetensors)
         reference = features_of(model, name)
@@ -252,7 +279,9 @@ def serve(monkeypatch, tmp_path, pth, name="resnet18", prefix=None):
     """Publish ``pth`` as torchvision's resnet18 file from a local folder; Keras's cache in
     ``tmp_path``. The file's name carries its own SHA-256 prefix, as torchvision's do."""
     digest = hashlib.sha256(pth.read_bytes()).hexdigest()
-    published = tv.Published(f"{name}-{prefix or digest[:8]}.pth", "TEST", 0.0, 0.0)
+    published = dataclasses.replace(  # the published entry's statistics, a local file
+        tv.PUBLISHED[name], file=f"{name}-{prefix or digest[:8]}.pth", weights="TEST"
+    )
     served = tmp_path / "served"
     served.mkdir(exist_ok=True)
     (served / published.file).write_bytes(pth.read_bytes())
@@ -291,6 +320,31 @@ def test_a_download_whose_hash_differs_from_its_name_is_deleted(
     with pytest.raises(InvalidArgumentError, match="does not start with 00000000"):
         kerascnn.create_model("resnet18", weights="torchvision")
     assert not cached.exists()
+
+
+def test_googlenet_bn_takes_torchvisions_weights_with_its_transform_input_and_fresh_aux_heads(
+    networks, tmp_path, monkeypatch, random_pixels
+):
+    """torchvision's GoogLeNet weights expect ``transform_input`` (x / 127.5 - 1 in raw
+    pixels); its checkpoint's auxiliary heads are untrained and ours start afresh."""
+    model, pth, _ = networks("googlenet_bn")
+    serve(monkeypatch, tmp_path, pth, name="googlenet_bn")
+    ours = kerascnn.create_model(
+        "googlenet_bn",
+        weights="torchvision",
+        aux_logits=True,
+        input_shape=(64, 64, 3),
+        classifier_activation=None,
+    )
+    assert len(ours.outputs) == 3
+    pixels = random_pixels((1, 64, 64, 3), seed=6)
+    assert_close(np.asarray(ours(pixels)[0]), torchvision_outputs(model, pixels))
+    tensors = read_checkpoint(pth)  # aux1.conv is in the checkpoint, and not taken
+    assert "aux1.conv.conv.weight" in tensors
+    assert not np.array_equal(
+        ours.get_layer("aux1_conv_conv").get_weights()[0],
+        tensors["aux1.conv.conv.weight"].transpose(2, 3, 1, 0),
+    )
 
 
 @pytest.mark.slow

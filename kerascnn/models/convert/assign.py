@@ -83,8 +83,11 @@ def _flattened_dense_kernel(shape: tuple[int, int, int]) -> Callable[[np.ndarray
 
 
 def _flattened_map(layer: keras.layers.Layer) -> tuple[int, int, int] | None:
-    """(H, W, C) of the map a ``Flatten`` feeds into ``layer``; None for any other input."""
+    """(H, W, C) of the map a ``Flatten`` feeds into ``layer`` (through dropout, as in
+    torchvision's AlexNet); None for any other input."""
     source = layer.input._keras_history.operation
+    while isinstance(source, keras.layers.Dropout):
+        source = source.input._keras_history.operation
     if not isinstance(source, keras.layers.Flatten):
         return None
     _, height, width, channels = source.input.shape
@@ -119,6 +122,7 @@ def plan_assignment(
         for key in tensors
         if key not in used
         and not key.endswith(IGNORED_SUFFIXES)
+        and not key.startswith(names.ignored)
         and (include_top or not key.startswith(names.head))
     ]
     if left:

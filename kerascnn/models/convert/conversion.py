@@ -57,8 +57,9 @@ def convert_checkpoint(
         raise InvalidArgumentError(
             f"{checkpoint}: a checkpoint must be a {', '.join(CHECKPOINT_SUFFIXES)} file"
         )
+    torchvision.name_map(spec)  # a layout torchvision does not build, before building it
     started = time.perf_counter()
-    model = create_model(name, **torchvision.STATISTICS)
+    model = create_model(name, **torchvision.statistics(spec))
     torchvision.load_checkpoint(spec, model, checkpoint)
     torchvision.save_converted(model, spec, out)
     return Conversion(out, name, model.count_params(), time.perf_counter() - started)

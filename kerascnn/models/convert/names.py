@@ -14,15 +14,19 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kerascnn.models import densenet, resnet, squeezenet, vgg
+from kerascnn.errors import InvalidArgumentError
+from kerascnn.models import alexnet, densenet, googlenet, resnet, squeezenet, vgg
 
 
 @dataclass(frozen=True)
 class NameMap:
-    """Our layer names and torchvision's module prefixes, and torchvision's classifier."""
+    """Our layer names and torchvision's module prefixes, torchvision's classifier, and the
+    prefixes of modules a checkpoint may hold that we take nothing from (GoogLeNet's
+    auxiliary heads, which torchvision publishes untrained)."""
 
     modules: dict[str, str]
     head: tuple[str, ...]
+    ignored: tuple[str, ...] = ()
 
 
 def resnet_names(options: Mapping[str, Any], layer_names: Iterable[str]) -> NameMap:
@@ -43,17 +47,26 @@ def resnet_names(options: Mapping[str, Any], layer_names: Iterable[str]) -> Name
     return NameMap(modules, head=("fc",))
 
 
+# Table 1's configurations torchvision builds (torchvision/models/vgg.py, cfgs A, B, D, E).
+TORCHVISION_VGG_CONFIGS = ("A", "B", "D", "E")
+
+
 def vgg_names(options: Mapping[str, Any], layer_names: Iterable[str]) -> NameMap:
     """torchvision's ``VGG``: ``features.{i}`` numbered through the conv[, BN], ReLU and pool
     modules of the configuration (Table 1), ``classifier.0``, ``.3``, ``.6`` (FC, ReLU,
     dropout between)."""
     batch_norm = options.get("batch_norm", False)
+    config = options.get("config", "D")
+    if config not in TORCHVISION_VGG_CONFIGS:  # A-LRN and C (1x1 convolutions)
+        raise InvalidArgumentError(
+            f"torchvision's VGGs are configurations {', '.join(TORCHVISION_VGG_CONFIGS)} "
+            f"(vgg11, vgg13, vgg16, vgg19 and their _bn); configuration {config} has no "
+            f"torchvision layout"
+        )
     modules = {"fc1": "classifier.0", "fc2": "classifier.3", "predictions": "classifier.6"}
     index = 0
-    for block_index, block in enumerate(vgg.CONFIGS[options.get("config", "D")], start=1):
-        for conv_index, entry in enumerate(block, start=1):
-            if entry == "LRN":
-                raise ValueError("torchvision has no VGG with LRN")
+    for block_index, block in enumerate(vgg.CONFIGS[config], start=1):
+        for conv_index in range(1, len(block) + 1):
             name = f"block{block_index}_conv{conv_index}"
             modules[name] = f"features.{index}"
             if batch_norm:
@@ -101,12 +114,50 @@ def squeezenet_names(options: Mapping[str, Any], layer_names: Iterable[str]) -> 
     return NameMap(modules, head=("classifier.",))
 
 
+def alexnet_names(options: Mapping[str, Any], layer_names: Iterable[str]) -> NameMap:
+    """torchvision's ``AlexNet`` (``alexnet_owt``): ``features.{i}`` numbered through the
+    convolutions, ReLUs and max pools, ``classifier.1``, ``.4``, ``.6`` (dropout before each
+    hidden FC layer)."""
+    if options.get("config") != "owt" or options.get("towers", 1) != 1:
+        raise InvalidArgumentError(
+            "torchvision's AlexNet is alexnet_owt (Krizhevsky 2014), not this layout"
+        )
+    modules = {f"conv{i + 1}": f"features.{index}" for i, index in enumerate((0, 3, 6, 8, 10))}
+    modules.update({"fc6": "classifier.1", "fc7": "classifier.4", "predictions": "classifier.6"})
+    return NameMap(modules, head=("classifier.",))
+
+
+def googlenet_bn_names(options: Mapping[str, Any], layer_names: Iterable[str]) -> NameMap:
+    """torchvision's ``GoogLeNet``: ``conv1``-``conv3`` and ``inception{m}.branch1``,
+    ``branch2.0``/``.1``, ``branch3.0``/``.1``, ``branch4.1`` (after the pooling), each a
+    ``BasicConv2d`` (``.conv``, ``.bn``); ``fc``. Its ``aux1``/``aux2`` are left alone."""
+    stem = {"conv1_7x7_s2": "conv1", "conv2_3x3_reduce": "conv2", "conv2_3x3": "conv3"}
+    branches = {
+        "1x1": "branch1",
+        "3x3_reduce": "branch2.0",
+        "3x3": "branch2.1",
+        "5x5_reduce": "branch3.0",
+        "5x5": "branch3.1",
+        "pool_proj": "branch4.1",
+    }
+    for module in googlenet.GOOGLENET_MODULES:
+        for ours, theirs in branches.items():
+            stem[f"inception_{module}_{ours}"] = f"inception{module}.{theirs}"
+    modules = {"predictions": "fc"}
+    for ours, theirs in stem.items():
+        modules[f"{ours}_conv"] = f"{theirs}.conv"
+        modules[f"{ours}_bn"] = f"{theirs}.bn"
+    return NameMap(modules, head=("fc",), ignored=("aux1.", "aux2."))
+
+
 # Our builder -> its map.
 NAME_MAPS: dict[Callable[..., Any], Callable[..., NameMap]] = {
     resnet.ResNet: resnet_names,
     vgg.VGG: vgg_names,
     densenet.DenseNet: densenet_names,
     squeezenet.SqueezeNet: squeezenet_names,
+    alexnet.AlexNet: alexnet_names,
+    googlenet.GoogLeNetBN: googlenet_bn_names,
 }
 
 # torchvision's DenseNet checkpoints were published with the names of an older torchvision
@@ -123,4 +174,31 @@ def modern_keys(tensors: dict) -> dict:
     for key, value in tensors.items():
         match = OLD_DENSENET_KEY.match(key)
         renamed[match.group(1) + match.group(2) if match else key] = value
+    return renamed
+
+
+# timm's VGG (timm/models/vgg.py, ``ConvMlp``): fc1 and fc2 as convolutions, the classifier
+# as ``head.fc``; torchvision's modules of the same layers.
+TIMM_VGG_MODULES = {
+    "pre_logits.fc1": "classifier.0",
+    "pre_logits.fc2": "classifier.3",
+    "head.fc": "classifier.6",
+}
+
+
+def from_timm(tensors: dict) -> dict:
+    """``tensors`` in torchvision's names: timm's VGG keys renamed and its convolutional fc1
+    (4096, 512, 7, 7) and fc2 (4096, 4096, 1, 1) flattened to torchvision's linear layout,
+    the same (C, H, W) order. Other checkpoints are returned as they are (timm names
+    ResNet's and DenseNet's tensors as torchvision does)."""
+    if "pre_logits.fc1.weight" not in tensors:
+        return tensors
+    renamed = {}
+    for key, value in tensors.items():
+        module, _, kind = key.rpartition(".")
+        if module in TIMM_VGG_MODULES:
+            key = f"{TIMM_VGG_MODULES[module]}.{kind}"
+            if kind == "weight" and value.ndim == 4:
+                value = value.reshape(value.shape[0], -1)
+        renamed[key] = value
     return renamed

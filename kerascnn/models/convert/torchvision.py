@@ -31,7 +31,13 @@ import numpy as np
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models.convert import assign, names
-from kerascnn.models.spec import TORCHVISION_IMAGENET_MEAN, TORCHVISION_IMAGENET_STD, ModelSpec
+from kerascnn.models.spec import (
+    KERAS_TF_MEAN,
+    KERAS_TF_STD,
+    TORCHVISION_IMAGENET_MEAN,
+    TORCHVISION_IMAGENET_STD,
+    ModelSpec,
+)
 from kerascnn.weights import read_checkpoint
 
 SOURCE = "torchvision"
@@ -41,6 +47,8 @@ STATISTICS = {"mean": TORCHVISION_IMAGENET_MEAN, "std": TORCHVISION_IMAGENET_STD
 # statistics are constants, not variables).
 MODEL_ATTRIBUTE, MEAN_ATTRIBUTE, STD_ATTRIBUTE = "kerascnn_model", "kerascnn_mean", "kerascnn_std"
 URL_ROOT = "https://download.pytorch.org/models/"
+# Who republishes torchvision's weights (the same statistics): kerascnn.models.convert.timm.
+REPUBLISHERS = ("timm",)
 # Where downloads go: None for Keras's cache (``~/.keras``, or ``$KERAS_HOME``).
 CACHE_DIR: str | None = None
 
@@ -56,6 +64,14 @@ class Published:
     top1: float
     top5: float
     resize: int = 256
+    # The raw-pixel statistics the weights expect: torchvision's normalisation, except where
+    # the network transforms its input further (GoogLeNet's ``transform_input``).
+    mean: tuple[float, ...] = TORCHVISION_IMAGENET_MEAN
+    std: tuple[float, ...] = TORCHVISION_IMAGENET_STD
+
+    @property
+    def statistics(self) -> dict[str, tuple[float, ...]]:
+        return {"mean": self.mean, "std": self.std}
 
     @property
     def url(self) -> str:
@@ -91,7 +107,18 @@ PUBLISHED: dict[str, Published] = {
     "densenet201": Published("densenet201-c1103571.pth", V1, 76.896, 93.37),
     "squeezenet1_0": Published("squeezenet1_0-b66bff10.pth", V1, 58.092, 80.42),
     "squeezenet1_1": Published("squeezenet1_1-b8a52dc0.pth", V1, 58.178, 80.624),
+    "alexnet_owt": Published("alexnet-owt-7be5be79.pth", V1, 56.522, 79.066),
+    # Trained with transform_input=True: torchvision's normalisation undone into x / 127.5 - 1.
+    "googlenet_bn": Published(
+        "googlenet-1378be20.pth", V1, 69.778, 89.53, mean=KERAS_TF_MEAN, std=KERAS_TF_STD
+    ),
 }
+
+
+def statistics(spec: ModelSpec) -> dict[str, tuple[float, ...]]:
+    """The input statistics of ``spec``'s converted torchvision weights."""
+    entry = PUBLISHED.get(spec.name)
+    return dict(entry.statistics if entry else STATISTICS)
 
 
 def published(spec: ModelSpec) -> Published:
@@ -104,17 +131,21 @@ def published(spec: ModelSpec) -> Published:
     return entry
 
 
-def name_map(spec: ModelSpec, model: keras.Model) -> names.NameMap:
+def name_map(spec: ModelSpec, model: keras.Model | None = None) -> names.NameMap:
+    """torchvision's module of each of ``model``'s layers; without ``model``, only whether
+    ``spec``'s layout is one torchvision builds (raising if not), before building anything."""
     family = names.NAME_MAPS.get(spec.builder)
     if family is None:
         raise InvalidArgumentError(f"no torchvision name map for {spec.title}")
-    return family({**spec.family_options(), **spec.options}, [layer.name for layer in model.layers])
+    layer_names = [] if model is None else [layer.name for layer in model.layers]
+    return family({**spec.family_options(), **spec.options}, layer_names)
 
 
 def load_checkpoint(spec: ModelSpec, model: keras.Model, path: str | os.PathLike) -> None:
-    """Read a torchvision checkpoint (``.pth`` or ``.safetensors``) of ``spec``'s network
-    into ``model`` (built with torchvision's statistics), every shape checked first."""
-    tensors = names.modern_keys(read_checkpoint(path))
+    """Read a torchvision checkpoint (``.pth`` or ``.safetensors``; or timm's file of
+    torchvision's weights) of ``spec``'s network into ``model`` (built with torchvision's
+    statistics), every shape checked first."""
+    tensors = names.modern_keys(names.from_timm(read_checkpoint(path)))
     pending = assign.plan_assignment(model, name_map(spec, model), tensors, source=Path(path).name)
     assign.assign(pending)
 
@@ -129,8 +160,8 @@ def save_converted(model: keras.Model, spec: ModelSpec, out: str | os.PathLike) 
     model.save_weights(partial)
     with h5py.File(partial, "a") as file:
         file.attrs[MODEL_ATTRIBUTE] = spec.name
-        file.attrs[MEAN_ATTRIBUTE] = np.asarray(STATISTICS["mean"], "float64")
-        file.attrs[STD_ATTRIBUTE] = np.asarray(STATISTICS["std"], "float64")
+        file.attrs[MEAN_ATTRIBUTE] = np.asarray(statistics(spec)["mean"], "float64")
+        file.attrs[STD_ATTRIBUTE] = np.asarray(statistics(spec)["std"], "float64")
     partial.replace(out)  # never a half-written file under the final name
     return out
 
@@ -138,8 +169,8 @@ def save_converted(model: keras.Model, spec: ModelSpec, out: str | os.PathLike) 
 def converted_statistics(spec: ModelSpec, weights: Any) -> dict[str, tuple[float, ...]]:
     """The input statistics ``weights`` expect: torchvision's for ``"torchvision"`` and for a
     file written by ``save_converted`` (which must be for ``spec``'s network); none otherwise."""
-    if weights == SOURCE:
-        return dict(STATISTICS)
+    if weights in (SOURCE, *REPUBLISHERS):
+        return statistics(spec)
     path = Path(os.fspath(weights)) if isinstance(weights, str | os.PathLike) else None
     if path is None or not path.name.endswith(".weights.h5") or not path.is_file():
         return {}
@@ -191,13 +222,18 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cached_weights(spec: ModelSpec, build, origin: str | None = None) -> Path:
+def cached_weights(
+    spec: ModelSpec, build, origin: str | None = None, *, checkpoint: Path | None = None
+) -> Path:
     """The converted ``.weights.h5`` of the full network (include_top, 1000 classes, default
-    input) beside the downloaded file; ``build(**arguments)`` builds that network."""
-    checkpoint = downloaded_checkpoint(spec, origin)
-    converted = checkpoint.with_name(checkpoint.name.removesuffix(".pth") + ".weights.h5")
+    input) beside the downloaded file (or ``checkpoint``, already downloaded: timm's);
+    ``build(**arguments)`` builds that network."""
+    if checkpoint is None:
+        checkpoint = downloaded_checkpoint(spec, origin)
+    stem = checkpoint.name.removesuffix(".pth").removesuffix(".safetensors")
+    converted = checkpoint.with_name(stem + ".weights.h5")
     if not converted.is_file():
-        model = build(include_top=True, num_classes=1000, **STATISTICS)
+        model = build(include_top=True, num_classes=1000, **statistics(spec))
         load_checkpoint(spec, model, checkpoint)
         save_converted(model, spec, converted)
     return converted
@@ -228,9 +264,9 @@ def copy_by_name(source: keras.Model, target: keras.Model, *, what: str) -> None
     assign.assign(pending)
 
 
-def check_head(spec: ModelSpec, arguments: Mapping[str, Any]) -> None:
+def check_head(spec: ModelSpec, arguments: Mapping[str, Any], source: str = SOURCE) -> None:
     if arguments["include_top"] and arguments["num_classes"] != 1000:
         raise InvalidArgumentError(
-            f"weights='torchvision' with include_top=True needs num_classes=1000; received "
+            f"weights={source!r} with include_top=True needs num_classes=1000; received "
             f"num_classes={arguments['num_classes']} (use include_top=False for a new classifier)"
         )
