@@ -2,7 +2,9 @@
 (``train``: every callback, checkpoint, backup, TensorBoard picture) against a plain
 ``model.fit`` of the same model, data pipeline, batch, optimiser, loss and validation data,
 measured side by side in one process, interleaved (plain, run, plain, run, ...) so that a
-shared machine's load weighs on both alike; prints each pair and the ratio of the medians.
+shared machine's load weighs on both alike; prints each pair and the ratio of the medians,
+and where the run's extra time went: the seconds each callback's hooks took inside ``fit``,
+once per run (``on_train_begin``/``end``) and per epoch.
 
     python benchmarks/run_overhead.py                       # resnet20, digits, 5 epochs, x3
     python benchmarks/run_overhead.py --model lenet5 --epochs 3 --repeats 2
@@ -14,6 +16,7 @@ recorded in benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import platform
@@ -26,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 from kerascnn.models import create_model  # noqa: E402
+from kerascnn.training import run as run_steps  # noqa: E402
 from kerascnn.training.config import TrainConfig  # noqa: E402
 from kerascnn.training.losses import create_loss  # noqa: E402
 from kerascnn.training.run import Run, plan_training, prepare_data, train  # noqa: E402
@@ -66,11 +70,52 @@ def plain_fit(plan, epochs: int) -> float:
     return epochs * len(plan.dataset.train) / seconds
 
 
-def ours(plan, directory: str) -> float:
+HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end")
+HOOKS += ("on_train_batch_end", "on_test_begin", "on_test_end", "on_test_batch_end")
+
+
+def timed(seconds: collections.Counter):
+    """The run's ``make_callbacks`` step, with each callback's hooks timed into
+    ``seconds[(callback class, hook)]``."""
+
+    def make_callbacks(run):
+        run_steps.make_callbacks(run)
+        for callback in run.callbacks:
+            name = type(callback).__name__
+            for hook in HOOKS:
+                method = getattr(callback, hook)
+
+                def timing(*args, _method=method, _key=(name, hook), **kwargs):
+                    started = time.perf_counter()
+                    try:
+                        return _method(*args, **kwargs)
+                    finally:
+                        seconds[_key] += time.perf_counter() - started
+
+                setattr(callback, hook, timing)
+
+    return make_callbacks
+
+
+def ours(plan, directory: str, seconds: collections.Counter) -> float:
     os.makedirs(directory)
-    result = train(plan, directory, verbose=0)
+    steps = run_steps.STEPS
+    make = timed(seconds)
+    run_steps.STEPS = tuple(make if s is run_steps.make_callbacks else s for s in steps)
+    try:
+        result = train(plan, directory, verbose=0)
+    finally:
+        run_steps.STEPS = steps
     keras.backend.clear_session()
     return result.metrics["train_images_per_second"]
+
+
+def print_callbacks(seconds: collections.Counter, runs: int, epochs: int) -> None:
+    """Seconds per run of each callback hook that took at least 10 ms, the largest first."""
+    print(f"where the run's callbacks spent their time (mean of {runs} runs of {epochs} epochs):")
+    for (name, hook), total in seconds.most_common():
+        if total / runs >= 0.01:
+            print(f"  {name}.{hook}: {total / runs:.2f} s per run")
 
 
 def main() -> None:
@@ -85,17 +130,18 @@ def main() -> None:
         model=args.model, dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size
     )
     plan = plan_training(config)
-    pairs = []
+    pairs, seconds = [], collections.Counter()
     with tempfile.TemporaryDirectory() as scratch:
         for repeat in range(args.repeats):
             plain = plain_fit(plan, args.epochs)
-            run = ours(plan, os.path.join(scratch, f"run{repeat}"))
+            run = ours(plan, os.path.join(scratch, f"run{repeat}"), seconds)
             pairs.append((plain, run))
             print(
                 f"repeat {repeat + 1}: plain fit {plain:.1f} images/s, run {run:.1f} images/s, "
                 f"ratio {run / plain:.3f}",
                 flush=True,
             )
+    print_callbacks(seconds, args.repeats, args.epochs)
     plain = statistics.median(p for p, _ in pairs)
     run = statistics.median(r for _, r in pairs)
     print(

@@ -5,6 +5,7 @@ file or the new one, never half of one."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,25 @@ def write_text_atomically(path: str | Path, text: str) -> Path:
     temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
     try:
         temporary.write_text(text)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def link_atomically(source: str | Path, path: str | Path) -> Path:
+    """Make ``path`` the file ``source`` is now, replacing ``path`` atomically: a hard link
+    (nothing copied), or a copy where the file system has none. Safe because every file
+    written here is replaced by a rename, never rewritten in place, so the link keeps the
+    contents it was made with."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(source, temporary)
+        except OSError:
+            shutil.copyfile(source, temporary)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)

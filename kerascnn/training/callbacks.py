@@ -8,6 +8,8 @@ from pathlib import Path
 
 import keras
 
+from kerascnn.files import link_atomically
+
 
 def save_atomically(model: keras.Model, path: str | Path) -> None:
     """Save a ``.keras`` file under a temporary name, then rename it into place, so a run
@@ -23,7 +25,10 @@ def save_atomically(model: keras.Model, path: str | Path) -> None:
 
 class Checkpoints(keras.callbacks.Callback):
     """Writes ``last.keras`` after every epoch and ``best.keras`` whenever ``monitor``
-    improves (higher is better for accuracies, lower otherwise)."""
+    improves (higher is better for accuracies, lower otherwise). The model is serialised once
+    per epoch: ``best.keras`` is a link to that epoch's ``last.keras`` (Keras' saving costs
+    about a second for a ResNet-20 on a CPU, far more than its 3.5 MB of I/O), and
+    ``saved_epoch`` tells the run's backup that this epoch's file exists."""
 
     def __init__(self, directory: str | Path, monitor: str = "val_accuracy"):
         super().__init__()
@@ -32,6 +37,11 @@ class Checkpoints(keras.callbacks.Callback):
         self.higher_is_better = "acc" in monitor
         self.best: float | None = None
         self.best_epoch: int | None = None
+        self.saved_epoch: int | None = None  # counted from 1
+
+    @property
+    def last(self) -> Path:
+        return self.directory / "last.keras"
 
     def on_train_begin(self, logs=None):
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -39,7 +49,8 @@ class Checkpoints(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if not math.isfinite(float((logs or {}).get("loss", 0.0))):
             return  # a diverged epoch replaces neither checkpoint
-        save_atomically(self.model, self.directory / "last.keras")
+        save_atomically(self.model, self.last)
+        self.saved_epoch = epoch + 1
         value = (logs or {}).get(self.monitor)
         if value is None:
             return
@@ -49,7 +60,7 @@ class Checkpoints(keras.callbacks.Callback):
         )
         if improved:
             self.best, self.best_epoch = value, epoch + 1
-            save_atomically(self.model, self.directory / "best.keras")
+            link_atomically(self.last, self.directory / "best.keras")
 
 
 class RecordLearningRate(keras.callbacks.Callback):

@@ -1,10 +1,12 @@
 """Runs that survive being killed: the run directory's state and the per-epoch backup.
 
 ``RunBackup`` is Keras' ``BackupAndRestore`` with its writes made whole: each epoch's weights
-and optimiser state go to ``backup/epoch-NNNN.weights.h5`` under a temporary name, then
-``backup/state.json`` (written atomically) names that file with the epoch counter, the
-history so far and the best-checkpoint value. ``state.json`` is the commit point: a run
-killed at any moment resumes from the last epoch it names, with a file that was complete.
+and optimiser state go to ``backup/epoch-NNNN.keras`` (a hard link to the epoch's
+``checkpoints/last.keras``, which holds both, so the model is serialised once per epoch; a
+``.weights.h5`` of its own when no checkpoint was written), then ``backup/state.json``
+(written atomically) names that file with the epoch counter, the history so far and the
+best-checkpoint value. ``state.json`` is the commit point: a run killed at any moment resumes
+from the last epoch it names, with a file that was complete.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import keras
 import yaml
 
 from kerascnn.errors import InvalidArgumentError
-from kerascnn.files import write_text_atomically
+from kerascnn.files import link_atomically, write_text_atomically
 
 BACKUP = "backup"
 STATE = "state.json"
@@ -140,13 +142,7 @@ class RunBackup(keras.callbacks.BackupAndRestore):
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = f"epoch-{epoch + 1:04d}.weights.h5"
-        temporary = self.directory / f".partial-{os.getpid()}.weights.h5"
-        try:
-            self.model.save_weights(temporary, overwrite=True)
-            os.replace(temporary, self.directory / name)
-        finally:
-            temporary.unlink(missing_ok=True)
+        name = self.write_epoch(epoch + 1)
         state = {
             "epoch": epoch + 1,
             "weights": name,
@@ -155,9 +151,26 @@ class RunBackup(keras.callbacks.BackupAndRestore):
             "best_epoch": getattr(self.checkpoints, "best_epoch", None),
         }
         write_text_atomically(self.directory / STATE, json.dumps(state) + "\n")
-        for old in self.directory.glob("epoch-*.weights.h5"):
+        for old in self.directory.glob("epoch-*"):
             if old.name != name:
                 old.unlink(missing_ok=True)
+
+    def write_epoch(self, epoch: int) -> str:
+        """This epoch's file in the backup: the checkpoint's, linked, when the checkpoints
+        saved this epoch (they run first), else the weights and optimiser state saved."""
+        checkpoints = self.checkpoints
+        if checkpoints is not None and getattr(checkpoints, "saved_epoch", None) == epoch:
+            name = f"epoch-{epoch:04d}.keras"
+            link_atomically(checkpoints.last, self.directory / name)
+            return name
+        name = f"epoch-{epoch:04d}.weights.h5"
+        temporary = self.directory / f".partial-{os.getpid()}.weights.h5"
+        try:
+            self.model.save_weights(temporary, overwrite=True)
+            os.replace(temporary, self.directory / name)
+        finally:
+            temporary.unlink(missing_ok=True)
+        return name
 
     def on_train_end(self, logs=None):
         pass  # kept until the run's results are written (remove_backup)

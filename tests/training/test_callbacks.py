@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from kerascnn.training.callbacks import Checkpoints, save_atomically
+from kerascnn.training.resume import STATE, RunBackup, read_state
 
 
 @pytest.fixture
@@ -164,3 +165,56 @@ def test_checkpoints_during_fit(tmp_path, model):
         keras.saving.load_model(directory / "last.keras").get_weights()[0],
         model.get_weights()[0],
     )
+
+
+# -- one serialisation per epoch: best.keras and the backup are links to last.keras -------
+
+
+def test_an_improving_epoch_is_serialised_once(tmp_path, model):
+    directory = tmp_path / "checkpoints"
+    callback = Checkpoints(directory)
+    run_epochs(callback, model, [{"val_accuracy": 0.5}])
+    assert (directory / "best.keras").samefile(directory / "last.keras")
+    run_epochs(callback, model, [{"val_accuracy": 0.4}])  # no better: best keeps its file
+    assert not (directory / "best.keras").samefile(directory / "last.keras")
+    assert stamp_of(directory / "best.keras") == 0
+
+
+def backed_up(tmp_path, model, history, checkpoints=True):
+    """Checkpoints then the backup, in the run's order, over ``history``."""
+    checkpoints = Checkpoints(tmp_path / "checkpoints") if checkpoints else None
+    backup = RunBackup(tmp_path / "backup", checkpoints)
+    model.compile(optimizer="adam", loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    callbacks = [c for c in (checkpoints, backup) if c is not None]
+    for callback in callbacks:
+        callback.set_model(model)
+        callback.on_train_begin()
+    for epoch, logs in enumerate(history):
+        stamp(model, float(epoch))
+        model.optimizer.iterations.assign(10 * (epoch + 1))
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, logs)
+    return read_state(tmp_path / "backup")
+
+
+def test_the_backup_is_the_epochs_checkpoint_and_resumes_with_its_optimiser(tmp_path, model):
+    state = backed_up(tmp_path, model, [{"loss": 1.0, "val_accuracy": a} for a in (0.5, 0.4)])
+    files = sorted(p.name for p in (tmp_path / "backup").iterdir())
+    assert state["epoch"] == 2 and files == ["epoch-0002.keras", STATE]
+    assert (tmp_path / "backup" / state["weights"]).samefile(tmp_path / "checkpoints/last.keras")
+    # A fresh model resumes from it: the weights and the optimiser's step of epoch 2.
+    fresh = keras.models.clone_model(model)
+    fresh.compile(optimizer="adam", loss="mse")
+    restore = RunBackup(tmp_path / "backup")
+    restore.set_model(fresh)
+    restore.on_train_begin()
+    assert restore.restored_epoch == 2
+    assert {float(w.ravel()[0]) for w in fresh.get_weights()} == {1.0}
+    assert int(fresh.optimizer.iterations.numpy()) == 20
+
+
+def test_without_checkpoints_the_backup_saves_its_own_weights(tmp_path, model):
+    state = backed_up(tmp_path, model, [{"loss": 1.0}], checkpoints=False)
+    assert state["weights"] == "epoch-0001.weights.h5"
+    assert (tmp_path / "backup" / state["weights"]).is_file()
