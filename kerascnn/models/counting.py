@@ -3,7 +3,8 @@
 The convention of the papers and of torchvision's ``GFLOPS`` metadata: one
 multiply-accumulate per weight use in convolutions and fully connected layers; batch norm,
 activations, pooling and additions are not counted. A custom layer with weights reports its
-own count through a ``multiply_accumulates(input_shape, output_shape)`` method.
+own count through a ``multiply_accumulates(input_shape, output_shape)`` method; a layer that
+runs a nested model (``StochasticDepth``'s residual branch) counts as that model's layers.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ def multiply_accumulates(model: keras.Model) -> int:
 
 def layer_multiply_accumulates(layer: keras.layers.Layer) -> int:
     """Multiply-accumulates of one layer (of a nested model, its layers') for one image."""
-    if isinstance(layer, keras.Model):
-        return multiply_accumulates(layer)
+    nested = nested_model(layer)
+    if nested is not None:
+        return multiply_accumulates(nested)
     if not layer.weights:  # pooling, activations, additions, reshapes
         return 0
     input_shape = _single_shape(layer.input)
@@ -60,6 +62,15 @@ def layer_multiply_accumulates(layer: keras.layers.Layer) -> int:
             f"output_shape) method"
         )
     return 0
+
+
+def nested_model(layer: keras.layers.Layer) -> keras.Model | None:
+    """The functional model ``layer`` runs: the layer itself when it is a model, the residual
+    branch of a ``StochasticDepth`` layer (its ``branch``); None for any other layer."""
+    if isinstance(layer, keras.Model):
+        return layer
+    branch = getattr(layer, "branch", None)
+    return branch if isinstance(branch, keras.Model) else None
 
 
 def _single_shape(tensor) -> tuple[int, ...]:
