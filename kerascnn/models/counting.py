@@ -13,6 +13,8 @@ import math
 
 import keras
 
+from kerascnn.models.layers import nested_model
+
 
 def multiply_accumulates(model: keras.Model) -> int:
     """Multiply-accumulates of one forward pass of one image through ``model``.
@@ -62,15 +64,6 @@ def layer_multiply_accumulates(layer: keras.layers.Layer) -> int:
             f"output_shape) method"
         )
     return 0
-
-
-def nested_model(layer: keras.layers.Layer) -> keras.Model | None:
-    """The functional model ``layer`` runs: the layer itself when it is a model, the residual
-    branch of a ``StochasticDepth`` layer (its ``branch``); None for any other layer."""
-    if isinstance(layer, keras.Model):
-        return layer
-    branch = getattr(layer, "branch", None)
-    return branch if isinstance(branch, keras.Model) else None
 
 
 def _single_shape(tensor) -> tuple[int, ...]:

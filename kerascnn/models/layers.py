@@ -292,6 +292,28 @@ class StochasticDepth(keras.layers.Layer):
         return cls(branch=branch, **config)
 
 
+def nested_model(layer: keras.layers.Layer) -> keras.Model | None:
+    """The functional model ``layer`` runs: the layer itself when it is a model, the residual
+    branch of a ``StochasticDepth`` layer (its ``branch``); None for any other layer."""
+    if isinstance(layer, keras.Model):
+        return layer
+    branch = getattr(layer, "branch", None)
+    return branch if isinstance(branch, keras.Model) else None
+
+
+def flat_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """``model``'s layers with each nested model's layers (inputs aside) in its place."""
+    flat = []
+    for layer in model.layers:
+        nested = nested_model(layer)
+        if nested is None:
+            flat.append(layer)
+        else:
+            inner = flat_layers(nested)
+            flat += [x for x in inner if not isinstance(x, keras.layers.InputLayer)]
+    return flat
+
+
 def linear_survival(index: int, total: int, final: float = 0.5) -> float:
     """Huang et al.'s linear decay rule: block ``index`` (0-based) of ``total`` survives with
     probability ``1 - (index + 1) / total * (1 - final)``, so the last block has ``final``."""

@@ -12,7 +12,7 @@ Where branches merge (an addition, a concatenation) the output sees what its wid
 sees: the maximum over the inputs. Padding moves where a field starts, not its size, so it
 is left out. A layer whose output is not a feature map (flatten, global pooling, a dense
 layer on a vector) sees the whole input: its field is ``None``. A layer that runs a nested
-model (``counting.nested_model``) composes that model's field with its input's:
+model (``layers.nested_model``) composes that model's field with its input's:
 ``r_out = r_in + (R - 1) j_in``, ``j_out = j_in J`` for the nested output's field ``R, J``.
 """
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import keras
 
-from kerascnn.models.counting import nested_model
+from kerascnn.models.layers import nested_model
 
 Pair = tuple[int, int]
 

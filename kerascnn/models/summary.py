@@ -28,8 +28,9 @@ from dataclasses import asdict, dataclass
 import keras
 
 from kerascnn.errors import InvalidArgumentError
-from kerascnn.models.counting import layer_multiply_accumulates, nested_model
+from kerascnn.models.counting import layer_multiply_accumulates
 from kerascnn.models.factory import create_model
+from kerascnn.models.layers import nested_model
 from kerascnn.models.receptive_field import (
     Field,
     Pair,
