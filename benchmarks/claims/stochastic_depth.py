@@ -17,7 +17,7 @@ for ResNet-110's 54 blocks), so skipping the dropped branches saves about 25% of
 branches' compute; the script prints the saving expected from the layers' multiply-accumulates
 (the stem, the classifier and the optimizer's update of every weight are not skipped).
 
-    python benchmarks/claims/stochastic_depth.py --epochs 3 --limit 512
+    python benchmarks/claims/stochastic_depth.py --limit 512 --epochs 4 --batch-size 128
     python benchmarks/claims/stochastic_depth.py --dataset cifar10 --epochs 5
 """
 

@@ -481,19 +481,6 @@ def test_resnet110_sd_decays_survival_linearly_to_one_half(resnet110_sd):
     assert trainable_count(model) == cifar_resnet_parameters(110)
 
 
-def test_resnet110_sd_saves_and_loads(resnet110_sd, tmp_path, random_pixels):
-    resnet110_sd.save(tmp_path / "model.keras")
-    loaded = keras.saving.load_model(tmp_path / "model.keras")
-    drops = [layer for layer in loaded.layers if isinstance(layer, StochasticDepth)]
-    assert [d.survival_probability for d in drops] == [
-        layer.survival_probability
-        for layer in resnet110_sd.layers
-        if isinstance(layer, StochasticDepth)
-    ]
-    images = random_pixels((2, 8, 8, 3), seed=8)
-    np.testing.assert_array_equal(np.asarray(loaded(images)), np.asarray(resnet110_sd(images)))
-
-
 def test_stochastic_depth_is_off_by_default(resnet20):
     assert not any(isinstance(layer, StochasticDepth) for layer in resnet20.layers)
 

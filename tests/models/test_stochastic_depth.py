@@ -88,6 +88,21 @@ def test_survival_one_is_the_plain_branch():
         )
 
 
+def test_saved_and_loaded_it_keeps_its_branch_probability_and_weights(tmp_path):
+    """The layer's own round trip (test_all_models saves and loads ``resnet110_sd`` whole)."""
+    model, layer = tiny_block(0.3, seed=7)
+    model.save(tmp_path / "block.keras")
+    loaded = keras.saving.load_model(tmp_path / "block.keras")
+    twin = loaded.layers[-1]
+    assert isinstance(twin, StochasticDepth)
+    assert (twin.survival_probability, twin.seed) == (0.3, 7)
+    assert [v.path.split("/", 1)[1] for v in twin.branch.weights] == [
+        v.path.split("/", 1)[1] for v in layer.branch.weights
+    ]
+    x = images(6)
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+
+
 def test_the_network_table_is_the_plain_networks():
     """kerascnn summary, the MAC count, the receptive fields and the feature maps of ResNet-20
     with stochastic depth: the plain ResNet-20's, the branches listed as their layers."""
