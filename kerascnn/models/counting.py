@@ -3,7 +3,8 @@
 The convention of the papers and of torchvision's ``GFLOPS`` metadata: one
 multiply-accumulate per weight use in convolutions and fully connected layers; batch norm,
 activations, pooling and additions are not counted. A custom layer with weights reports its
-own count through a ``multiply_accumulates(input_shape, output_shape)`` method.
+own count through a ``multiply_accumulates(input_shape, output_shape)`` method; a layer that
+runs a nested model (``StochasticDepth``'s residual branch) counts as that model's layers.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import math
 
 import keras
+
+from kerascnn.models.layers import nested_model
 
 
 def multiply_accumulates(model: keras.Model) -> int:
@@ -24,8 +27,9 @@ def multiply_accumulates(model: keras.Model) -> int:
 
 def layer_multiply_accumulates(layer: keras.layers.Layer) -> int:
     """Multiply-accumulates of one layer (of a nested model, its layers') for one image."""
-    if isinstance(layer, keras.Model):
-        return multiply_accumulates(layer)
+    nested = nested_model(layer)
+    if nested is not None:
+        return multiply_accumulates(nested)
     if not layer.weights:  # pooling, activations, additions, reshapes
         return 0
     input_shape = _single_shape(layer.input)

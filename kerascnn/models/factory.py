@@ -176,14 +176,14 @@ def _load_weights(
                 f"path to a .weights.h5 or .keras file"
             )
         source = pretrained.keras_application_model(spec, weights, **application_arguments)
-        pretrained.transfer_weights(source, model, bgr=application.bgr)
+        _transfer_application_weights(spec, source, model, application_arguments)
         return
     path = Path(weights)
     if application is not None and path.is_file() and not pretrained.saved_by_kerascnn(path):
         # Saved from the keras.applications model (a Keras 3 file, or Keras's own .h5
         # downloads): Keras's preprocessing, BGR included, is part of those weights' contract.
         source = pretrained.keras_application_model(spec, path, **application_arguments)
-        pretrained.transfer_weights(source, model, bgr=application.bgr)
+        _transfer_application_weights(spec, source, model, application_arguments)
         return
     target = model
     if len(model.outputs) > 1 and path.is_file():
@@ -192,6 +192,27 @@ def _load_weights(
         if pretrained.stored_variable_count(path) == len(inference.weights):
             target = inference
     load_weights(target, path)
+
+
+def _transfer_application_weights(
+    spec: ModelSpec, source: keras.Model, model: keras.Model, arguments: dict
+) -> None:
+    """The keras.applications model's weights into ``model``, layer by layer in order; a
+    model with stochastic depth (its branches nested) gets them through the same network
+    without it, copied by layer name."""
+    if not any(layers.nested_model(layer) for layer in model.layers):
+        pretrained.transfer_weights(source, model, bgr=spec.keras_application.bgr)
+        return
+    plain = spec.builder(
+        input_shape=arguments["input_shape"],
+        num_classes=arguments["num_classes"],
+        include_top=arguments["include_top"],
+        pooling=None,  # poolings and activations hold no weights
+        classifier_activation=None,
+        **{**arguments["options"], "stochastic_depth": None},
+    )
+    pretrained.transfer_weights(source, plain, bgr=spec.keras_application.bgr)
+    torchvision.copy_by_name(plain, model, what=f"keras.applications' {spec.name} weights")
 
 
 def _load_converted(spec: ModelSpec, model: keras.Model, arguments: dict, source) -> None:

@@ -215,41 +215,103 @@ class LocalResponseNormalization(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="kerascnn")
 class StochasticDepth(keras.layers.Layer):
-    """Drops a residual branch during training (Huang et al. 2016, "Deep Networks with
-    Stochastic Depth").
+    """A residual branch that training skips at random (Huang et al. 2016, "Deep Networks
+    with Stochastic Depth").
 
-    Called on the residual branch's output. In training the branch is kept with probability
-    ``survival_probability`` (one draw per example) and scaled by its inverse, so the
-    expected output is unchanged and inference is the identity: the paper's test-time
-    rescaling by the survival probability folded into training.
+    Holds the branch (a functional model) and is called on the branch's input; returns the
+    branch's output, which the block adds to its shortcut. In training, one draw per
+    mini-batch, as in the paper: with probability ``survival_probability`` the branch runs and
+    its output is scaled by the inverse probability; otherwise it does not run at all
+    (``keras.ops.cond``: no convolution, no gradient, no batch-norm statistics update) and the
+    output is zeros, so the block passes its shortcut on. The expected output equals the full
+    branch's, so inference runs the full branch unscaled: the paper's test-time rescaling by
+    the survival probability, folded into training.
+
+    The branch runs through ``stateless_call`` inside the condition and its state (batch-norm
+    statistics, dropout seeds) is assigned after it, so the same code runs under JAX's
+    ``lax.cond``, which cannot assign variables inside a branch, as under TensorFlow.
     """
 
-    def __init__(self, survival_probability: float, seed: int | None = None, **kwargs):
+    def __init__(
+        self,
+        branch: keras.Model,
+        survival_probability: float,
+        seed: int | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not 0.0 < float(survival_probability) <= 1.0:
             raise InvalidArgumentError(
                 f"survival probability must be in (0, 1]; received {survival_probability}"
             )
+        self.branch = branch
         self.survival_probability = float(survival_probability)
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
 
+    def build(self, input_shape):
+        pass  # the branch is a functional model, built with it
+
     def call(self, x, training=None):
         if not training or self.survival_probability == 1.0:
-            return x
-        shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
-        keep = keras.random.uniform(shape, seed=self.seed_generator) < self.survival_probability
-        return x * ops.cast(keep, x.dtype) / self.survival_probability
+            return self.branch(x, training=training)
+        keep = keras.random.uniform((), seed=self.seed_generator) < self.survival_probability
+        weights = [v.value for v in self.branch.trainable_variables]
+        state = [v.value for v in self.branch.non_trainable_variables]
+
+        def run():
+            y, new_state = self.branch.stateless_call(weights, state, x, training=True)
+            return y / ops.cast(self.survival_probability, y.dtype), new_state
+
+        def skip():
+            return self._zeros(x), state
+
+        y, new_state = ops.cond(keep, run, skip)
+        for variable, value in zip(self.branch.non_trainable_variables, new_state, strict=True):
+            variable.assign(value)
+        return y
+
+    def _zeros(self, x):
+        output = self.branch.outputs[0]
+        return ops.zeros((ops.shape(x)[0], *output.shape[1:]), dtype=output.dtype)
 
     def compute_output_shape(self, input_shape):
-        return input_shape
+        return (input_shape[0], *self.branch.outputs[0].shape[1:])
 
     def get_config(self):
         return {
             **super().get_config(),
+            "branch": keras.saving.serialize_keras_object(self.branch),
             "survival_probability": self.survival_probability,
             "seed": self.seed,
         }
+
+    @classmethod
+    def from_config(cls, config):
+        branch = keras.saving.deserialize_keras_object(config.pop("branch"))
+        return cls(branch=branch, **config)
+
+
+def nested_model(layer: keras.layers.Layer) -> keras.Model | None:
+    """The functional model ``layer`` runs: the layer itself when it is a model, the residual
+    branch of a ``StochasticDepth`` layer (its ``branch``); None for any other layer."""
+    if isinstance(layer, keras.Model):
+        return layer
+    branch = getattr(layer, "branch", None)
+    return branch if isinstance(branch, keras.Model) else None
+
+
+def flat_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """``model``'s layers with each nested model's layers (inputs aside) in its place."""
+    flat = []
+    for layer in model.layers:
+        nested = nested_model(layer)
+        if nested is None:
+            flat.append(layer)
+        else:
+            inner = flat_layers(nested)
+            flat += [x for x in inner if not isinstance(x, keras.layers.InputLayer)]
+    return flat
 
 
 def linear_survival(index: int, total: int, final: float = 0.5) -> float:

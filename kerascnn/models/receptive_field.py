@@ -11,7 +11,9 @@ Norris & Sim 2019, "Computing Receptive Fields of Convolutional Neural Networks"
 Where branches merge (an addition, a concatenation) the output sees what its widest input
 sees: the maximum over the inputs. Padding moves where a field starts, not its size, so it
 is left out. A layer whose output is not a feature map (flatten, global pooling, a dense
-layer on a vector) sees the whole input: its field is ``None``.
+layer on a vector) sees the whole input: its field is ``None``. A layer that runs a nested
+model (``layers.nested_model``) composes that model's field with its input's:
+``r_out = r_in + (R - 1) j_in``, ``j_out = j_in J`` for the nested output's field ``R, J``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
+
+from kerascnn.models.layers import nested_model
 
 Pair = tuple[int, int]
 
@@ -61,6 +65,11 @@ def receptive_fields(model: keras.Model) -> dict[str, Field]:
     return fields
 
 
+def output_layer_name(model: keras.Model) -> str:
+    """The name of the layer that makes ``model``'s (first) output."""
+    return model.outputs[0]._keras_history.operation.name
+
+
 def inbound_layer_names(layer: keras.layers.Layer) -> list[str]:
     """The names of the layers whose outputs ``layer`` was (first) called on."""
     node = layer._inbound_nodes[0]
@@ -79,6 +88,9 @@ def layer_field(layer: keras.layers.Layer, inputs: list[Field]) -> Field:
         tuple(max(f.size[axis] for f in spatial) for axis in (0, 1)),
         tuple(max(f.jump[axis] for f in spatial) for axis in (0, 1)),
     )
+    nested = nested_model(layer)
+    if nested is not None:
+        return compose(merged, receptive_fields(nested)[output_layer_name(nested)])
     kernel, stride, dilation = window(layer)
     if kernel is None:
         if not isinstance(layer, PADDING_LAYERS) and not _spatial(layer):
@@ -91,6 +103,16 @@ def layer_field(layer: keras.layers.Layer, inputs: list[Field]) -> Field:
     return Field(
         tuple(merged.size[a] + dilation[a] * (kernel[a] - 1) * merged.jump[a] for a in (0, 1)),
         tuple(merged.jump[a] * stride[a] for a in (0, 1)),
+    )
+
+
+def compose(outer: Field, inner: Field) -> Field:
+    """The field of ``inner`` (in pixels of a map whose units see ``outer``) in input pixels."""
+    if inner.is_global:
+        return WHOLE_INPUT
+    return Field(
+        tuple(outer.size[a] + (inner.size[a] - 1) * outer.jump[a] for a in (0, 1)),
+        tuple(outer.jump[a] * inner.jump[a] for a in (0, 1)),
     )
 
 

@@ -34,9 +34,11 @@ parameters equal torchvision's, and the v1.5 networks, ResNeXt and the wide ResN
 by the 3x3 convolution (ResNet v1.5), as the ResNeXt paper's code does; torchvision's ImageNet
 weights load into all of them (``weights="torchvision"``).
 
-Stochastic depth (``stochastic_depth=p_L``, off by default) puts a ``StochasticDepth`` layer
-on every residual branch before the addition, the survival probability decaying linearly to
-``p_L`` at the last block (Huang et al. 2016, equation 4). The CIFAR networks of the same
+Stochastic depth (``stochastic_depth=p_L``, off by default) puts every residual branch in a
+``StochasticDepth`` layer (``{block}_stochastic_depth``, holding the branch's layers as the
+nested model ``{block}_branch``), which in training skips the whole branch with one draw per
+mini-batch, the survival probability decaying linearly to ``p_L`` at the last block (Huang et
+al. 2016, equation 4). The CIFAR networks of the same
 papers are in ``resnet_cifar.py``, built from the blocks below.
 """
 
@@ -193,15 +195,26 @@ def residual_block(
         source = batch_norm(x, style, f"{name}_preact_bn")
         source = relu(source, f"{name}_preact_relu")
     shortcut = _shortcut(x, source, style, block)
-    y = _branch(source, style, block)
-    if survival is not None:
-        y = layers.StochasticDepth(survival, name=f"{name}_stochastic_depth")(y)
+    if survival is None:
+        y = _branch(source, style, block)
+    else:
+        y = _droppable_branch(source, style, block, survival)
     if shortcut is None:  # a plain network
         return y if style.preact else relu(y, f"{name}_out")
     if style.preact:
         return keras.layers.Add(name=f"{name}_out")([shortcut, y])
     y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
     return relu(y, f"{name}_out")
+
+
+def _droppable_branch(source, style: BlockStyle, block: BlockPlan, survival: float):
+    """The branch as a nested model ``{name}_branch`` (its layers named as in the plain
+    block) run by ``{name}_stochastic_depth``, so that a dropped branch is not computed."""
+    inputs = keras.Input(
+        shape=source.shape[1:], dtype=source.dtype, name=f"{block.name}_branch_input"
+    )
+    branch = keras.Model(inputs, _branch(inputs, style, block), name=f"{block.name}_branch")
+    return layers.StochasticDepth(branch, survival, name=f"{block.name}_stochastic_depth")(source)
 
 
 def _shortcut(x, source, style: BlockStyle, block: BlockPlan):

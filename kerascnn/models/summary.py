@@ -14,6 +14,9 @@ Conventions (stated once here, printed under the table):
   output). Float32: 4 bytes a value. Training keeps about as much again for the gradients,
   so "with the backward pass" is twice the forward figure.
 - Receptive fields are ``receptive_field.receptive_fields``'s.
+- A layer that runs a nested model (``StochasticDepth``'s residual branch) is listed as the
+  nested model's layers, then itself with nothing of its own: the branch's output is its
+  output at inference, so the table and totals are those of the network without it.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ import keras
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models.counting import layer_multiply_accumulates
 from kerascnn.models.factory import create_model
+from kerascnn.models.layers import nested_model
 from kerascnn.models.receptive_field import (
     Field,
     Pair,
+    compose,
     inbound_layer_names,
     receptive_fields,
     window,
@@ -137,30 +142,49 @@ def weight_depth(model: keras.Model) -> int:
     depth: dict[str, int] = {}
     for layer in model.layers:
         inputs = [] if isinstance(layer, keras.layers.InputLayer) else inbound_layer_names(layer)
-        own = int(bool(layer.trainable_weights) and not isinstance(layer, NORMALIZATION))
+        nested = nested_model(layer)
+        if nested is not None:
+            own = weight_depth(nested)
+        else:
+            own = int(bool(layer.trainable_weights) and not isinstance(layer, NORMALIZATION))
         depth[layer.name] = max((depth[name] for name in inputs), default=0) + own
     return max(depth[layer.name] for layer in model.layers)
 
 
-def layer_rows(model: keras.Model) -> list[Row]:
+def layer_rows(model: keras.Model, outer: Field | None = None) -> list[Row]:
+    """One row per layer of ``model``; with ``outer`` (the field at a nested model's input),
+    the nested model's layers without its input, their fields in the outer input's pixels."""
     fields = receptive_fields(model)
     rows = []
     for layer in model.layers:
         field: Field = fields[layer.name]
-        shape = _output_shape(layer)
-        rows.append(
-            Row(
-                name=layer.name,
-                kind=type(layer).__name__,
-                output_shape=shape,
-                parameters=layer.count_params(),
-                multiply_accumulates=layer_multiply_accumulates(layer),
-                activations=math.prod(shape) if stores_output(layer) else 0,
-                receptive_field=field.size,
-                jump=field.jump,
-            )
-        )
+        if outer is not None:
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            field = compose(outer, field)
+        nested = nested_model(layer)
+        if nested is not None:
+            inner = fields[inbound_layer_names(layer)[0]]
+            rows += layer_rows(nested, inner if outer is None else compose(outer, inner))
+            rows.append(_row(layer, field, counted=False))
+        else:
+            rows.append(_row(layer, field))
     return rows
+
+
+def _row(layer: keras.layers.Layer, field: Field, counted: bool = True) -> Row:
+    """``layer``'s row; not ``counted``: a wrapper whose nested layers have their own rows."""
+    shape = _output_shape(layer)
+    return Row(
+        name=layer.name,
+        kind=type(layer).__name__,
+        output_shape=shape,
+        parameters=layer.count_params() if counted else 0,
+        multiply_accumulates=layer_multiply_accumulates(layer) if counted else 0,
+        activations=math.prod(shape) if counted and stores_output(layer) else 0,
+        receptive_field=field.size,
+        jump=field.jump,
+    )
 
 
 def stores_output(layer: keras.layers.Layer) -> bool:

@@ -31,6 +31,7 @@ import numpy as np
 
 from kerascnn.errors import InvalidArgumentError
 from kerascnn.models.convert import assign, names
+from kerascnn.models.layers import flat_layers
 from kerascnn.models.spec import (
     KERAS_TF_MEAN,
     KERAS_TF_STD,
@@ -241,17 +242,16 @@ def cached_weights(
 
 def copy_by_name(source: keras.Model, target: keras.Model, *, what: str) -> None:
     """``source``'s weights into ``target``'s layers of the same names (all of ``target``'s
-    weighted layers must be in ``source``, with the same shapes), checked before assigning."""
+    weighted layers must be in ``source``, with the same shapes), checked before assigning.
+    Nested models' layers (stochastic depth's branches) count as layers of their own."""
+    by_name = {layer.name: layer for layer in flat_layers(source)}
     pending = []
-    for layer in target.layers:
+    for layer in flat_layers(target):
         if not layer.weights or layer.name in assign.OWN_LAYERS:
             continue
-        try:
-            theirs = source.get_layer(layer.name)
-        except ValueError:
-            raise InvalidArgumentError(
-                f"{what} have no layer {layer.name} for {target.name}"
-            ) from None
+        theirs = by_name.get(layer.name)
+        if theirs is None:
+            raise InvalidArgumentError(f"{what} have no layer {layer.name} for {target.name}")
         values = theirs.get_weights()
         if [v.shape for v in values] != [tuple(w.shape) for w in layer.weights]:
             raise InvalidArgumentError(
