@@ -89,11 +89,11 @@ def compression_table(report: dict) -> str:
     """The report of ``kerascnn compress`` as the terminal shows it."""
     accuracy = report["accuracy"]
     lines = [
-        f"  {"artifact":<34} {'bytes':>10} {'gzip':>10} {'x raw':>7} {'x gzip':>7} {'accuracy':>9}"
+        f"  {'artifact':<34} {'bytes':>10} {'gzip':>10} {'x raw':>7} {'x gzip':>7} {'accuracy':>9}"
     ]
     for row in report["files"]:
         lines.append(
-            f"  {row["artifact"]:<34} {row['bytes']:>10,} {row['gzip_bytes']:>10,} "
+            f"  {row['artifact']:<34} {row['bytes']:>10,} {row['gzip_bytes']:>10,} "
             f"{row['ratio']:>6.1f}x {row['gzip_ratio']:>6.1f}x {100 * row['accuracy']:>8.2f}%"
         )
     estimate = report["deep_compression"]
@@ -113,12 +113,14 @@ def compression_table(report: dict) -> str:
         )
     if report.get("qat"):
         q = report["qat"]
-        verdict = "better than" if q["change_points"] > 0 else "no better than"
+        verdict = "better than" if q["change_points"] > 0 else "NO better than"
         lines.append(
-            f"\n  QAT int8 TFLite {100 * q['qat_accuracy']:.2f}% against post-training int8 "
-            f"{100 * q['post_training_accuracy']:.2f}% ({q['change_points']:+.2f} points: "
-            f"{verdict} post-training quantisation here); gzip bytes "
-            f"{q['qat_gzip_bytes']:,} against {q['post_training_gzip_bytes']:,}"
+            f"\n  QAT int8 TFLite {100 * q['qat_accuracy']:.2f}% against the source's "
+            f"post-training int8 {100 * q['post_training_accuracy']:.2f}% "
+            f"({q['change_points']:+.2f} points: {verdict} post-training quantisation here; "
+            f"gzip bytes {q['qat_gzip_bytes']:,} against {q['post_training_gzip_bytes']:,}).\n"
+            f"  QAT also fine-tuned {report['epochs']} more epochs: `--prune 0 --quantize int8` "
+            f"with the same epochs separates the training from the quantisation"
         )
     if report.get("shrunk"):
         cuts = ", ".join(f"{r['layer']} {r['filters']}->{r['kept']}" for r in report["shrunk"])

@@ -37,7 +37,10 @@ from kerascnn.models.quantized import (
     QuantizedConv2D,
     QuantizedDense,
     QuantizedDepthwiseConv2D,
+    quantized_kernel,
 )
+
+__all__ = ["activation_ranges", "quantization_aware", "quantized_kernel"]
 
 # Raw pixels, the input of every kerascnn model: int8 with scale 1 and zero point -128, as
 # the post-training int8 export calibrates it.

@@ -169,6 +169,7 @@ def compress(
     images, labels, representative = _arrays(plan)
     exported = _export(plan, result, images, labels, representative)
     report = measure(plan, result.model, exported.directory, images, labels, representative)
+    report["epochs"] = training.config.epochs
     if recipe.qat:
         report["qat"] = qat_comparison(report["files"], result.model)
     report["schedule"] = {str(k): round(v, 6) for k, v in compressor.sparsity_at.items()}

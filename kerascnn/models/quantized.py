@@ -65,7 +65,8 @@ class ActivationRange(keras.layers.Layer):
     def call(self, x, training=False):
         if training and not self.fixed:
             self._track(ops.stop_gradient(x))
-        low, high = self.range_min, self.range_max
+        low = ops.convert_to_tensor(self.range_min)
+        high = ops.convert_to_tensor(self.range_max)
         # Before any batch (a model never trained), quantise nothing away.
         high = ops.where(ops.greater(high, low), high, low + 1e-6)
         return keras.quantizers.fake_quant_with_min_max_vars(x, low, high, num_bits=8)
@@ -73,11 +74,12 @@ class ActivationRange(keras.layers.Layer):
     def _track(self, x) -> None:
         batch_min = ops.minimum(ops.min(x), 0.0)
         batch_max = ops.maximum(ops.max(x), 0.0)
-        first = ops.equal(self.seen, 0.0)
-        keep = ops.where(first, 0.0, self.decay)
-        self.range_min.assign(keep * self.range_min + (1 - keep) * batch_min)
-        self.range_max.assign(keep * self.range_max + (1 - keep) * batch_max)
-        self.seen.assign(ops.ones_like(self.seen))
+        low = ops.convert_to_tensor(self.range_min)
+        high = ops.convert_to_tensor(self.range_max)
+        keep = ops.where(ops.equal(ops.convert_to_tensor(self.seen), 0.0), 0.0, self.decay)
+        self.range_min.assign(keep * low + (1 - keep) * batch_min)
+        self.range_max.assign(keep * high + (1 - keep) * batch_max)
+        self.seen.assign(ops.ones((), dtype=self.seen.dtype))
 
     def compute_output_shape(self, input_shape):
         return input_shape
