@@ -11,7 +11,8 @@ import keras
 import numpy as np
 import pytest
 
-from kerascnn.compression import qat
+from kerascnn.compression import pruning, qat
+from kerascnn.compression.recipe import Compress, Recipe, plan_phases
 from kerascnn.export.saved_model import export_saved_model
 from kerascnn.export.tflite import convert_tflite
 from kerascnn.models.quantized import ActivationRange, quantized_kernel
@@ -154,3 +155,22 @@ def test_quantisation_aware_training_runs_under_jax():
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+
+
+def test_pruning_applies_to_the_quantisation_aware_layers():
+    """--qat with --prune: the Quantized layers are Conv2D and Dense to the pruning, whose
+    masks hold on their kernels through quantisation-aware fine-tuning."""
+    model = qat.quantization_aware(tiny_model())
+    targets = pruning.prunable_targets(model)
+    assert [t.name for t in targets] == ["conv", "dense"]
+    recipe = Recipe(prune=0.5, qat=True)
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(1)
+    images = rng.uniform(0, 255, (64, 8, 8, 1)).astype("float32")
+    callback = Compress(recipe, plan_phases(recipe, 2, 4), targets)
+    model.fit(
+        images, rng.integers(0, 10, 64), batch_size=16, epochs=2, callbacks=[callback], verbose=0
+    )
+    for target in targets:
+        kernel = keras.ops.convert_to_numpy(target.kernel)
+        assert (kernel == 0).sum() == kernel.size // 2
