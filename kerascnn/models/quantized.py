@@ -67,7 +67,8 @@ class ActivationRange(keras.layers.Layer):
             self._track(ops.stop_gradient(x))
         low = ops.convert_to_tensor(self.range_min)
         high = ops.convert_to_tensor(self.range_max)
-        # Before any batch (a model never trained), quantise nothing away.
+        # Before any batch the range is empty; the op needs a valid one (such an untrained
+        # range passes nothing but zeros: QAT models are meant to be fine-tuned first).
         high = ops.where(ops.greater(high, low), high, low + 1e-6)
         return keras.quantizers.fake_quant_with_min_max_vars(x, low, high, num_bits=8)
 
