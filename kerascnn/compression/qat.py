@@ -20,10 +20,11 @@ TensorFlow, TensorFlow's own ``FakeQuantWithMinMaxVars(PerChannel)`` ops, which 
 exported SavedModel. The TFLite converter turns each into a quantise/dequantise pair and
 quantises with its range, as it does TF-MOT's models: the int8 export's weight scales are
 ``max|w| / 127`` and its activation scales ``(max - min) / 255`` of the trained ranges
-(tested). The converter still asks for a representative dataset (it does not recognise a
-fake-quantised SavedModel as such, only a frozen graph); the calibration images only set
-the ranges of tensors no ``ActivationRange`` covers (those inside a custom layer, such as
-LeNet-5's RBF output).
+(tested). The converter still asks for a representative dataset (TF 2.21's check for a
+quantisation-aware model does not find the ops inside the SavedModel's functions); the
+calibration images only set the ranges of tensors no ``ActivationRange`` covers (those inside
+a custom layer, such as LeNet-5's RBF output). The converter drops fake quantisation from a
+float32 file, so a QAT model is exported to int8 alone (``Recipe.modes``).
 """
 
 from __future__ import annotations
