@@ -13,6 +13,12 @@ out=(--output-dir "$work/runs" --export-dir "$work/exports" --overwrite)
 kerascnn train --run-name lenet5 "${out[@]}" > /dev/null
 kerascnn compress "$work/runs/lenet5" --prune "${PRUNE:-0.9}" --global --cluster 4 \
     --quantize int8 --epochs "${COMPRESS_EPOCHS:-16}" "${out[@]}" | sed -n '/artifact/,$p'
+# 1b. Quantisation-aware training against post-training int8, and its control (the same
+# epochs of float fine-tuning, then post-training int8).
+kerascnn compress "$work/runs/lenet5" --qat --epochs "${QAT_EPOCHS:-5}" --run-name lenet5-qat \
+    "${out[@]}" | sed -n '/artifact/,$p'
+kerascnn compress "$work/runs/lenet5" --prune 0 --quantize int8 --epochs "${QAT_EPOCHS:-5}" \
+    --run-name lenet5-float-tuned "${out[@]}" | sed -n '/artifact/,/^$/p'
 # 2. A ResNet-20 teacher; LeNet-5 students alone and distilled, same epochs, seeds and recipe.
 kerascnn train --model resnet20 --epochs "$epochs" --run-name resnet20 "${out[@]}" > /dev/null
 for seed in "${seeds[@]}"; do

@@ -36,6 +36,12 @@ from kerascnn.cli.output import print_summary
     help="Factor Dense layers by truncated SVD to this rank fraction, in (0, 1].",
 )
 @click.option(
+    "--qat",
+    is_flag=True,
+    help="Quantisation-aware training: fine-tune with int8 fake-quantised weights and "
+    "activations; the int8 TFLite uses the trained ranges.",
+)
+@click.option(
     "--quantize", default="", help="TFLite modes to export beside float32 (int8, float16, dynamic)."
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
@@ -52,15 +58,17 @@ def compress(
     structured,
     cluster,
     low_rank,
+    qat,
     quantize,
     epochs,
     **options,
 ):
     """Prune (Zhu & Gupta's gradual schedule), share weights (Deep Compression's k-means)
-    and/or factor Dense layers (truncated SVD) of a trained model while fine-tuning it with
-    its run's recipe: a new run directory and export, with the size of each TFLite file raw
-    and gzip-compressed against the source's float32 TFLite, sparsity and unique values per
-    layer, and accuracy before and after."""
+    and/or factor Dense layers (truncated SVD) of a trained model, or train it aware of int8
+    quantisation (--qat), while fine-tuning it with its run's recipe: a new run directory and
+    export, with the size of each TFLite file raw and gzip-compressed against the source's
+    float32 TFLite, sparsity and unique values per layer, and accuracy before and after
+    (with --qat, against the source's post-training int8 TFLite)."""
     recipe = compression.Recipe(
         prune=prune,
         initial_sparsity=initial_sparsity,
@@ -69,6 +77,7 @@ def compress(
         cluster_bits=cluster,
         low_rank=low_rank,
         quantize=tuple(comma_list(quantize)),
+        qat=qat,
     )
     done = application.compress(source, recipe, epochs=epochs, notify=click.echo, **options)
     print_summary(application.RunOutcome(result=done.result, export=done.export))
@@ -80,11 +89,11 @@ def compression_table(report: dict) -> str:
     """The report of ``kerascnn compress`` as the terminal shows it."""
     accuracy = report["accuracy"]
     lines = [
-        f"  {'artifact':<28} {'bytes':>10} {'gzip':>10} {'x raw':>7} {'x gzip':>7} {'accuracy':>9}"
+        f"  {'artifact':<34} {'bytes':>10} {'gzip':>10} {'x raw':>7} {'x gzip':>7} {'accuracy':>9}"
     ]
     for row in report["files"]:
         lines.append(
-            f"  {row['artifact']:<28} {row['bytes']:>10,} {row['gzip_bytes']:>10,} "
+            f"  {row['artifact']:<34} {row['bytes']:>10,} {row['gzip_bytes']:>10,} "
             f"{row['ratio']:>6.1f}x {row['gzip_ratio']:>6.1f}x {100 * row['accuracy']:>8.2f}%"
         )
     estimate = report["deep_compression"]
@@ -101,6 +110,17 @@ def compression_table(report: dict) -> str:
         lines.append(
             f"  {row['layer']:<20} {row['kind']:<5} {row['parameters']:>9,} {row['nonzero']:>9,} "
             f"{100 * row['sparsity']:>8.1f}% {row['unique_values']:>7,}"
+        )
+    if report.get("qat"):
+        q = report["qat"]
+        verdict = "better than" if q["change_points"] > 0 else "NO better than"
+        lines.append(
+            f"\n  QAT int8 TFLite {100 * q['qat_accuracy']:.2f}% against the source's "
+            f"post-training int8 {100 * q['post_training_accuracy']:.2f}% "
+            f"({q['change_points']:+.2f} points: {verdict} post-training quantisation here; "
+            f"gzip bytes {q['qat_gzip_bytes']:,} against {q['post_training_gzip_bytes']:,}).\n"
+            f"  QAT also fine-tuned {report['epochs']} more epochs: `--prune 0 --quantize int8` "
+            f"with the same epochs separates the training from the quantisation"
         )
     if report.get("shrunk"):
         cuts = ", ".join(f"{r['layer']} {r['filters']}->{r['kept']}" for r in report["shrunk"])

@@ -42,7 +42,10 @@ def print_summary(outcome) -> None:
         ("run", f"{result.run_dir}   (model.keras, checkpoints/, metrics.json)"),
     ]
     if outcome.export is not None:
-        rows.append(("export", f"{outcome.export.directory}   (model.keras, 1/, model.tflite)"))
+        directory = outcome.export.directory
+        shipped = ["model.keras", *(["1/"] if (directory / "1").is_dir() else [])]
+        shipped += sorted(p.name for p in directory.glob("model*.*") if p.suffix != ".keras")
+        rows.append(("export", f"{directory}   ({', '.join(shipped)})"))
         rows += [(f"parity {k}", parity_line(v)) for k, v in outcome.export.parity.items()]
     rows += [("note", note) for note in outcome.notes]
     click.echo("")

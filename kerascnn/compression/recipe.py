@@ -30,7 +30,8 @@ class Recipe:
     schedule starts; ``scope``: ``layer`` or ``global`` magnitudes; ``structured``: whole
     filters; ``cluster_bits``: weight sharing's codebook size (None: none); ``low_rank``:
     the rank fraction Dense layers are factored to (None: none); ``quantize``: the TFLite
-    modes exported beside float32."""
+    modes exported beside float32; ``qat``: fine-tune with fake-quantised weights and
+    activations (``qat``), exported to an int8 TFLite whose ranges come from training."""
 
     prune: float | None = None
     initial_sparsity: float = 0.0
@@ -39,11 +40,19 @@ class Recipe:
     cluster_bits: int | None = None
     low_rank: float | None = None
     quantize: tuple[str, ...] = ()
+    qat: bool = False
 
     def check(self, epochs: int) -> Recipe:
-        if self.prune is None and self.cluster_bits is None and self.low_rank is None:
+        nothing = (self.prune, self.cluster_bits, self.low_rank) == (None, None, None)
+        if nothing and not self.qat:
             raise InvalidArgumentError(
-                "nothing to do: give --prune SPARSITY, --cluster BITS or --low-rank FRACTION"
+                "nothing to do: give --prune SPARSITY, --cluster BITS, --low-rank FRACTION or --qat"
+            )
+        if self.qat and self.structured:
+            raise InvalidArgumentError(
+                "--qat cannot follow --structured: deleting filters rebuilds the network "
+                "without its quantisation; prune the filters first, then compress that run "
+                "with --qat"
             )
         if self.low_rank is not None:
             lowrank.check_rank_fraction(self.low_rank)
@@ -68,6 +77,11 @@ class Recipe:
                 f"unknown quantisation {', '.join(unknown)}; choose from "
                 f"{', '.join(QUANTIZE_MODES[1:])}"
             )
+        if self.qat and set(self.quantize) - {"int8"}:
+            raise InvalidArgumentError(
+                "--qat exports the int8 TFLite its training prepared, alone: drop --quantize "
+                f"{','.join(m for m in self.quantize if m != 'int8')}"
+            )
         if self.prune is not None and self.cluster_bits is not None and epochs < 2:
             raise InvalidArgumentError(
                 "pruning and sharing fine-tune in turn: give at least --epochs 2"
@@ -76,6 +90,13 @@ class Recipe:
 
     def to_dict(self) -> dict:
         return {**asdict(self), "quantize": list(self.quantize)}
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        """The TFLite modes exported: float32 and ``quantize``; with ``qat``, ``int8`` and
+        no float32 (the converter drops the fake quantisation from a float32 file, which
+        would then compute something the model was not trained to)."""
+        return ("int8",) if self.qat else ("none", *self.quantize)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from kerascnn.compression import lowrank, pruning, sharing, shrink, storage
+from kerascnn.compression import lowrank, pruning, qat, sharing, shrink, storage
 from kerascnn.compression.recipe import Compress, Recipe, SettledCheckpoints, plan_phases
 from kerascnn.data import split_arrays
 from kerascnn.errors import InvalidArgumentError
@@ -148,6 +148,8 @@ def compress(
     run.model.set_weights(source_logits.get_weights())
     if recipe.low_rank is not None:
         run.model = lowrank.low_rank_model(run.model, recipe.low_rank)
+    if recipe.qat:
+        run.model = qat.quantization_aware(run.model)
     targets = pruning.prunable_targets(run.model, recipe.structured)
     steps.write_config(run)
     write_yaml(run_dir / "compression.yaml", {"source": str(plan.source), **recipe.to_dict()})
@@ -164,8 +166,12 @@ def compress(
     steps.evaluate_best(run)
     cuts = _shrink(run) if recipe.structured else []
     result = steps.write_records(run)
-    exported, images, labels = _export(plan, result)
-    report = measure(plan, result.model, exported.directory, images, labels)
+    images, labels, representative = _arrays(plan)
+    exported = _export(plan, result, images, labels, representative)
+    report = measure(plan, result.model, exported.directory, images, labels, representative)
+    report["epochs"] = training.config.epochs
+    if recipe.qat:
+        report["qat"] = qat_comparison(report["files"], result.model)
     report["schedule"] = {str(k): round(v, 6) for k, v in compressor.sparsity_at.items()}
     report["shrunk"] = [
         {"layer": c.producer, "filters": c.channels, "kept": len(c.keep), "read_by": c.consumer}
@@ -192,30 +198,36 @@ def _shrink(run: steps.Run) -> list:
     return cuts
 
 
-def _export(plan: CompressionPlan, result: TrainResult):
-    """The run's export, as ``kerascnn train`` writes it, with the recipe's TFLite modes."""
+def _arrays(plan: CompressionPlan):
+    """The test images and labels, and the training images calibrating int8 (None without)."""
     training = plan.training
     size = {"image_size": training.input_shape[:2], "channels": training.input_shape[-1]}
     images, labels = split_arrays(training.dataset.test, **size)
     representative = None
-    if "int8" in plan.recipe.quantize:
+    if "int8" in plan.recipe.modes:
         representative, _ = split_arrays(
             training.dataset.train, limit=REPRESENTATIVE_IMAGES, **size
         )
+    return images, labels, representative
+
+
+def _export(plan: CompressionPlan, result: TrainResult, images, labels, representative):
+    """The run's export, as ``kerascnn train`` writes it, with the recipe's TFLite modes (a
+    QAT model's int8 file quantised with its trained ranges: ``compression.qat``)."""
+    training = plan.training
     summary = {k: v for k, v in result.metrics.items() if k != "history"}
     metadata = {**result.metadata, "run": str(result.run_dir), "metrics": summary}
     metadata["compression"] = {"source": str(plan.source), **plan.recipe.to_dict()}
-    exported = export_model(
+    return export_model(
         result.model,
         plan.export_dir,
         metadata=metadata,
         parity_images=images,
         parity_labels=labels,
-        quantize=("none", *plan.recipe.quantize),
+        quantize=plan.recipe.modes,
         representative_images=representative,
         overwrite=training.config.output.overwrite,
     )
-    return exported, images, labels
 
 
 # -- what it saved ------------------------------------------------------------------------
@@ -227,19 +239,25 @@ def measure(
     directory: Path,
     images: np.ndarray,
     labels: np.ndarray,
+    representative: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The compressed model against its source, every figure measured: test accuracy of
     both on the same images, the bytes of each TFLite file raw and gzip-compressed against
     the source's float32 TFLite, sparsity and unique values per layer, and the Deep
-    Compression storage estimate."""
+    Compression storage estimate. With QAT, the source's own post-training int8 TFLite
+    (calibrated on ``representative``) is measured too, for the comparison."""
     before = accuracy(plan.source_model, images, labels)
     after = accuracy(model, images, labels)
-    baseline = source_tflite_sizes(plan.source_model)
-    files = [{"artifact": "float32 TFLite, source", **baseline, "accuracy": before}]
-    for mode in ("none", *plan.recipe.quantize):
+    baseline = source_tflite(plan.source_model, images, labels)
+    files = [{"artifact": "float32 TFLite, source", **baseline}]
+    if plan.recipe.qat:
+        row = source_tflite(plan.source_model, images, labels, "int8", representative)
+        files.append({"artifact": "int8 TFLite, source, post-training", **row})
+    for mode in plan.recipe.modes:
         name = "float32" if mode == "none" else mode
+        how = "QAT" if plan.recipe.qat and mode == "int8" else "compressed"
         path = directory / tflite_filename(mode)
-        row = {"artifact": f"{name} TFLite, compressed", "file": path.name}
+        row = {"artifact": f"{name} TFLite, {how}", "file": path.name}
         row.update(storage.file_sizes(path))
         row["accuracy"] = accuracy_of_file(path, images, labels)
         files.append(row)
@@ -270,6 +288,23 @@ def measure(
             model, kernels, plan.recipe.cluster_bits
         ),
         "layers": layers,
+    }
+
+
+def qat_comparison(files: list[dict], model: keras.Model) -> dict[str, Any]:
+    """The QAT int8 TFLite against the source's post-training int8 TFLite (test accuracy in
+    points, gzip bytes), and the activation ranges training settled on."""
+    rows = {row["artifact"]: row for row in files}
+    after, before = rows["int8 TFLite, QAT"], rows["int8 TFLite, source, post-training"]
+    return {
+        "post_training_accuracy": before["accuracy"],
+        "qat_accuracy": after["accuracy"],
+        "change_points": 100 * (after["accuracy"] - before["accuracy"]),
+        "post_training_gzip_bytes": before["gzip_bytes"],
+        "qat_gzip_bytes": after["gzip_bytes"],
+        "activation_ranges": {
+            name: list(bounds) for name, bounds in qat.activation_ranges(model).items()
+        },
     }
 
 
@@ -304,12 +339,20 @@ def accuracy_of_file(path: Path, images: np.ndarray, labels: np.ndarray) -> floa
     return float(np.mean(predictions.argmax(-1) == labels))
 
 
-def source_tflite_sizes(model: keras.Model) -> dict[str, int]:
-    """The source model's float32 TFLite, converted as its export would be, measured."""
+def source_tflite(
+    model: keras.Model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    mode: str = "none",
+    representative: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """The source model's TFLite file in ``mode``, converted as its export would be: its
+    bytes raw and gzip-compressed and its test accuracy."""
     scratch = Path(tempfile.mkdtemp(prefix="kerascnn-source-"))
     try:
         export_saved_model(model, scratch / "saved_model")
-        (scratch / "model.tflite").write_bytes(convert_tflite(scratch / "saved_model"))
-        return storage.file_sizes(scratch / "model.tflite")
+        path = scratch / tflite_filename(mode)
+        path.write_bytes(convert_tflite(scratch / "saved_model", mode, representative))
+        return {**storage.file_sizes(path), "accuracy": accuracy_of_file(path, images, labels)}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -24,6 +24,7 @@ from kerascnn.models import (  # noqa: F401  (registers the models)
     lenet,
     mobilenet,
     nin,
+    quantized,
     resnet,
     resnet_cifar,
     squeezenet,

@@ -50,6 +50,8 @@ def untrained(tmp_path_factory):
         (["--prune", "0.5", "--quantize", "int4"], "unknown quantisation int4"),
         (["--low-rank", "0"], "--low-rank must be in (0, 1]"),
         (["--low-rank", "1.5"], "--low-rank must be in (0, 1]"),
+        (["--qat", "--quantize", "float16"], "--qat exports the int8 TFLite"),
+        (["--qat", "--prune", "0.5", "--structured"], "--qat cannot follow --structured"),
     ],
 )
 def test_bad_recipes_are_one_line_errors(untrained, tmp_path, args, expected):
@@ -64,6 +66,8 @@ def test_an_artifact_that_cannot_be_fine_tuned_is_refused(tmp_path):
     (tmp_path / "model.tflite").write_bytes(convert_tflite(tmp_path / "plain"))
     message = one_line_error([str(tmp_path / "model.tflite"), "--prune", "0.5"], tmp_path)
     assert "cannot be fine-tuned" in message
+    message = one_line_error([str(tmp_path / "model.tflite"), "--qat"], tmp_path)
+    assert "cannot be fine-tuned" in message
 
 
 def test_a_model_with_nothing_prunable_is_refused(tmp_path):
@@ -77,12 +81,20 @@ def test_a_model_with_nothing_prunable_is_refused(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def compressed(tmp_path_factory):
-    """A 1-epoch LeNet-5 run on digits, pruned to 50% and shared on 3 bits over 2 epochs."""
+def source_run(tmp_path_factory):
+    """A 1-epoch LeNet-5 run on digits: ``root/runs/src``."""
     root = tmp_path_factory.mktemp("compress")
     out = ["--output-dir", str(root / "runs"), "--export-dir", str(root / "sm")]
     trained = CliRunner().invoke(main, ["train", "--epochs", "1", "--run-name", "src", *out])
     assert trained.exit_code == 0, trained.output
+    return root
+
+
+@pytest.fixture(scope="module")
+def compressed(source_run):
+    """The source run pruned to 50% and shared on 3 bits over 2 epochs."""
+    root = source_run
+    out = ["--output-dir", str(root / "runs"), "--export-dir", str(root / "sm")]
     args = ["compress", str(root / "runs" / "src"), "--prune", str(SPARSITY)]
     args += ["--cluster", str(BITS), "--quantize", "int8", "--epochs", "2", *out]
     result = CliRunner().invoke(main, args)
@@ -157,3 +169,35 @@ def test_structured_compression_exports_a_smaller_network_with_the_same_answers(
         assert smaller.get_layer(cut["layer"]).kernel.shape[-1] == cut["kept"]
     parity = json.loads((export / "metadata.json").read_text())["parity"]
     assert parity["tflite"]["top1_agreement"] == 1.0
+
+
+@pytest.mark.slow
+def test_qat_exports_an_int8_tflite_compared_with_post_training_quantisation(source_run):
+    """--qat on the faithful LeNet-5 (custom layers: their inner tensors are calibrated, the
+    rest quantised with the trained ranges): the int8 file agrees with the QAT Keras model
+    within the export's int8 thresholds, and the table sets it against the source's own
+    post-training int8 file, each accuracy that of the file."""
+    root = source_run
+    out = ["--output-dir", str(root / "runs"), "--export-dir", str(root / "sm")]
+    args = [str(root / "runs" / "src"), "--qat", "--epochs", "1", "--run-name", "qat", *out]
+    result = CliRunner().invoke(main, ["compress", *args])
+    assert result.exit_code == 0, result.output
+    export = root / "sm" / "qat"
+    assert (export / "model_int8.tflite").is_file() and not (export / "model.tflite").exists()
+    parity = json.loads((export / "metadata.json").read_text())["parity"]
+    assert parity["tflite_int8"]["top1_agreement"] >= 0.98
+    assert parity["tflite_int8"]["accuracy_loss"] <= 0.01
+    report = json.loads((root / "runs" / "qat" / "compression.json").read_text())
+    rows = {row["artifact"]: row for row in report["files"]}
+    assert rows["int8 TFLite, QAT"]["accuracy"] == parity["tflite_int8"]["accuracy"]
+    assert report["qat"]["change_points"] == pytest.approx(
+        100 * (report["qat"]["qat_accuracy"] - report["qat"]["post_training_accuracy"])
+    )
+    assert (
+        report["qat"]["post_training_accuracy"]
+        == (rows["int8 TFLite, source, post-training"]["accuracy"])
+    )
+    assert "against the source's post-training int8" in result.stdout
+    # The run's model.keras loads in a fresh process's way (registered layers) and evaluates.
+    evaluated = CliRunner().invoke(main, ["evaluate", str(root / "runs" / "qat")])
+    assert evaluated.exit_code == 0, evaluated.output
