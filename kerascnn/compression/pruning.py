@@ -18,13 +18,11 @@ import keras
 from keras import ops
 
 from kerascnn.errors import InvalidArgumentError
+from kerascnn.models.layers import flat_layers
 
-# The layers whose kernels are pruned, and the attribute holding each one's kernel.
-PRUNABLE = (
-    (keras.layers.DepthwiseConv2D, "depthwise_kernel"),
-    (keras.layers.Conv2D, "kernel"),
-    (keras.layers.Dense, "kernel"),
-)
+# The layers whose kernel's last axis is their output filters, which structured pruning
+# removes (a depthwise kernel's last axis is its channel multiplier: it is left whole).
+FILTERS_LAST = (keras.layers.Conv2D, keras.layers.Dense)
 # Zhu & Gupta's exponent: prune fast while the network is redundant, slowly near the end.
 SCHEDULE_POWER = 3
 
@@ -44,30 +42,20 @@ class Target:
         return self.layer.name
 
 
-def walk_layers(model: keras.Model):
-    """Every layer of ``model``, inside nested models too, in order."""
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            yield from walk_layers(layer)
-        else:
-            yield layer
-
-
 def prunable_targets(model: keras.Model, structured: bool = False) -> list[Target]:
     """The kernels magnitude pruning applies to: those of ``Conv2D``, ``DepthwiseConv2D`` and
     ``Dense`` layers and of any other layer with a trainable ``kernel`` (LeNet-5's partially
-    connected C3); ``structured``, only the first three, whose last kernel axis is the
-    output filters.
+    connected C3), inside nested models and stochastic depth's branches too; ``structured``,
+    only those of ``Conv2D`` and ``Dense``, whose last kernel axis is the output filters.
 
     Raises:
         InvalidArgumentError: the model has none.
     """
     targets = []
-    for layer in walk_layers(model):
-        attribute = next((a for cls, a in PRUNABLE if isinstance(layer, cls)), None)
-        if attribute is None and not structured and hasattr(layer, "kernel"):
-            attribute = "kernel"
-        kernel = getattr(layer, attribute, None) if attribute else None
+    for layer in flat_layers(model):
+        if structured and not isinstance(layer, FILTERS_LAST):
+            continue
+        kernel = getattr(layer, "kernel", None)
         if isinstance(layer, keras.layers.SeparableConv2D) or kernel is None:
             continue
         if not kernel.trainable or len(kernel.shape) < 2:

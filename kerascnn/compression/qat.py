@@ -32,7 +32,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from kerascnn.compression.pruning import walk_layers
+from kerascnn.models.layers import flat_layers
 from kerascnn.models.quantized import (
     ActivationRange,
     QuantizedConv2D,
@@ -101,8 +101,8 @@ def quantization_aware(model: keras.Model) -> keras.Model:
 
 def copy_weights(source: keras.Model, target: keras.Model) -> None:
     """Each layer's weights into the layer of the same name in ``target``."""
-    by_name = {layer.name: layer for layer in walk_layers(target)}
-    for layer in walk_layers(source):
+    by_name = {layer.name: layer for layer in flat_layers(target)}
+    for layer in flat_layers(source):
         if layer.weights:
             by_name[layer.name].set_weights(layer.get_weights())
 
@@ -114,6 +114,6 @@ def activation_ranges(model: keras.Model) -> dict[str, tuple[float, float]]:
             float(ops.convert_to_numpy(layer.range_min)),
             float(ops.convert_to_numpy(layer.range_max)),
         )
-        for layer in walk_layers(model)
+        for layer in flat_layers(model)
         if isinstance(layer, ActivationRange)
     }

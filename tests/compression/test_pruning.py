@@ -15,6 +15,7 @@ import pytest
 from kerascnn.compression import pruning, sharing, storage
 from kerascnn.compression.recipe import Compress, Phases, Recipe
 from kerascnn.errors import InvalidArgumentError
+from kerascnn.models import create_model
 
 SPE = 8  # steps per epoch of the tiny data below
 
@@ -179,3 +180,21 @@ def test_pruning_and_sharing_run_under_jax():
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+
+
+def test_depthwise_and_stochastic_depth_branch_kernels_are_pruned():
+    # A depthwise kernel (Keras 3 names it `kernel`) is pruned element by element but keeps
+    # its multiplier axis whole under structured pruning; layers inside a stochastic-depth
+    # branch (a nested model) are reached too.
+    inputs = keras.Input((6, 6, 2))
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, name="depthwise")(inputs)
+    x = keras.layers.Conv2D(4, 1, name="pointwise")(x)
+    model = keras.Model(inputs, x)
+    names = [t.name for t in pruning.prunable_targets(model)]
+    assert names == ["depthwise", "pointwise"]
+    assert [t.name for t in pruning.prunable_targets(model, structured=True)] == ["pointwise"]
+
+    network = create_model("resnet20", input_shape=(32, 32, 3), stochastic_depth=0.5)
+    plain = create_model("resnet20", input_shape=(32, 32, 3))
+    pruned = {t.name for t in pruning.prunable_targets(network)}
+    assert pruned == {t.name for t in pruning.prunable_targets(plain)}
