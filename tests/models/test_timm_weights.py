@@ -24,7 +24,9 @@ torch = pytest.importorskip("torch", reason="timm's modules are the reference")
 timm = pytest.importorskip("timm")
 save_file = pytest.importorskip("safetensors.torch").save_file
 
-RELATIVE_TOLERANCE = 1e-4
+# The torchvision tests' reference call and comparison (timm's modules take the same input).
+from test_torchvision_weights import assert_close  # noqa: E402
+from test_torchvision_weights import torchvision_outputs as outputs  # noqa: E402
 
 
 def timm_module(name):
@@ -52,20 +54,6 @@ def serve(module, name, tmp_path, monkeypatch):
     monkeypatch.setattr(timm_weights, "HUB_ROOT", hub.as_uri() + "/")
     monkeypatch.setattr(tv, "CACHE_DIR", str(tmp_path / "keras"))
     return served, tmp_path / "keras" / "models" / entry.cached_name
-
-
-def outputs(function, pixels):
-    mean, std = (np.asarray(tv.STATISTICS[k], "float32") for k in ("mean", "std"))
-    x = torch.from_numpy(((pixels - mean) / std).transpose(0, 3, 1, 2).copy())
-    with torch.no_grad():
-        y = function(x).numpy()
-    return y.transpose(0, 2, 3, 1) if y.ndim == 4 else y
-
-
-def assert_close(ours, theirs):
-    assert ours.shape == theirs.shape
-    difference = np.abs(ours - theirs).max()
-    assert difference <= RELATIVE_TOLERANCE * np.abs(theirs).max(), difference
 
 
 def test_weights_timm_downloads_once_converts_and_caches(tmp_path, monkeypatch, random_pixels):
