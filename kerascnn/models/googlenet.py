@@ -185,12 +185,51 @@ def GoogLeNet(
     Raises:
         InvalidArgumentError: a dropout rate outside [0, 1).
     """
+    return _googlenet(
+        conv_relu,
+        functools.partial(stem, lrn=True),
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        mean=mean,
+        std=std,
+        aux_logits=aux_logits,
+        dropout=dropout,
+        aux_dropout=aux_dropout,
+        weight_decay=weight_decay,
+        name=name or "googlenet",
+    )
+
+
+def _googlenet(
+    conv_layer,
+    stem_layers: Callable,
+    *,
+    input_shape: Sequence[int],
+    num_classes: int,
+    include_top: bool,
+    pooling: str | None,
+    classifier_activation: str | None,
+    mean: Sequence[float],
+    std: Sequence[float],
+    aux_logits: bool,
+    dropout: float,
+    aux_dropout: float,
+    weight_decay: float | None,
+    name: str,
+    **module_options,
+) -> keras.Model:
+    """GoogLeNet's network with ``conv_layer`` for every convolution (the auxiliary heads'
+    too), ``stem_layers(x, conv)`` before inception 3a and ``module_options`` for
+    ``googlenet_modules``."""
     _check_rate("dropout", dropout)
     _check_rate("aux_dropout", aux_dropout)
     kernel_kwargs = dict(
         kernel_initializer="glorot_uniform", kernel_regularizer=layers.l2_decay(weight_decay)
     )
-    conv = functools.partial(conv_relu, **kernel_kwargs)
+    conv = functools.partial(conv_layer, **kernel_kwargs)
     auxiliary = None
     if include_top and aux_logits:
         auxiliary = functools.partial(
@@ -199,10 +238,11 @@ def GoogLeNet(
             classifier_activation=classifier_activation,
             dropout=aux_dropout,
             kernel_kwargs=kernel_kwargs,
+            conv=conv_layer,
         )
     inputs, x = layers.image_input(input_shape, mean, std)
-    x = stem(x, conv, lrn=True)
-    x, aux_outputs = googlenet_modules(x, conv, auxiliary)
+    x = stem_layers(x, conv)
+    x, aux_outputs = googlenet_modules(x, conv, auxiliary, **module_options)
     x = head(
         x,
         dropout=dropout,
@@ -213,7 +253,7 @@ def GoogLeNet(
         **kernel_kwargs,
     )
     outputs = [x, *aux_outputs] if aux_outputs else x
-    return keras.Model(inputs, outputs, name=name or "googlenet")
+    return keras.Model(inputs, outputs, name=name)
 
 
 def googlenet_modules(
@@ -283,43 +323,35 @@ def GoogLeNetBN(
     Raises:
         InvalidArgumentError: a dropout rate outside [0, 1), or an input too small to pool.
     """
-    _check_rate("dropout", dropout)
-    _check_rate("aux_dropout", aux_dropout)
-    kernel_kwargs = dict(
-        kernel_initializer="glorot_uniform", kernel_regularizer=layers.l2_decay(weight_decay)
+    return _googlenet(
+        layers.conv_bn,
+        _torchvision_stem,
+        input_shape=input_shape,
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=pooling,
+        classifier_activation=classifier_activation,
+        mean=mean,
+        std=std,
+        aux_logits=aux_logits,
+        dropout=dropout,
+        aux_dropout=aux_dropout,
+        weight_decay=weight_decay,
+        name=name or "googlenet_bn",
+        pool=_torchvision_stage_pool,
+        third_kernel=3,
     )
-    conv = functools.partial(layers.conv_bn, **kernel_kwargs)
-    auxiliary = None
-    if include_top and aux_logits:
-        auxiliary = functools.partial(
-            auxiliary_classifier,
-            num_classes=num_classes,
-            classifier_activation=classifier_activation,
-            dropout=aux_dropout,
-            kernel_kwargs=kernel_kwargs,
-            conv=layers.conv_bn,
-        )
-    inputs, x = layers.image_input(input_shape, mean, std)
+
+
+def _torchvision_stem(x: keras.KerasTensor, conv) -> keras.KerasTensor:
+    """torchvision's stem: the 7x7/2 convolution padded by 3 on every side (Keras's "same"
+    would shift it by a pixel), no LRN, pooling rounding up."""
     x = keras.layers.ZeroPadding2D(3, name="conv1_7x7_s2_pad")(x)
     x = conv(x, 64, 7, strides=2, padding="valid", name="conv1_7x7_s2")
     x = ceil_mode_pooling(x, 3, 2, name="pool1_3x3_s2")
     x = conv(x, 64, 1, name="conv2_3x3_reduce")
     x = conv(x, 192, 3, name="conv2_3x3")
-    x = ceil_mode_pooling(x, 3, 2, name="pool2_3x3_s2")
-    x, aux_outputs = googlenet_modules(
-        x, conv, auxiliary, pool=_torchvision_stage_pool, third_kernel=3
-    )
-    x = head(
-        x,
-        dropout=dropout,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        **kernel_kwargs,
-    )
-    outputs = [x, *aux_outputs] if aux_outputs else x
-    return keras.Model(inputs, outputs, name=name or "googlenet_bn")
+    return ceil_mode_pooling(x, 3, 2, name="pool2_3x3_s2")
 
 
 def _torchvision_stage_pool(x: keras.KerasTensor, stage: str) -> keras.KerasTensor:
