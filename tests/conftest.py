@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -59,6 +60,27 @@ def _killed_after_epoch(command, cwd, env, state_path, epoch: int) -> int:
         if process.poll() is None:
             process.kill()
     return json.loads(state_path.read_text())["epoch"]
+
+
+def _run_under_jax(script: str, timeout: int = 300) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("ok"), done.stdout[-2000:]
+
+
+@pytest.fixture
+def run_under_jax():
+    """``run_under_jax(script)``: ``script`` run by a Python process on Keras's JAX backend
+    must succeed and print ``ok`` last."""
+    pytest.importorskip("jax")
+    return _run_under_jax
 
 
 @pytest.fixture

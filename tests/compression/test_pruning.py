@@ -3,9 +3,6 @@ steps, the sparsity follows Zhu & Gupta's schedule at the steps it names, a shar
 at most 2**bits values, and the storage arithmetic of Deep Compression."""
 
 import math
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -156,7 +153,7 @@ def test_bad_recipes_are_refused():
         pruning.prunable_targets(keras.Sequential([keras.Input((4, 4, 1)), keras.layers.ReLU()]))
 
 
-def test_pruning_and_sharing_run_under_jax():
+def test_pruning_and_sharing_run_under_jax(run_under_jax):
     script = textwrap.dedent(
         """
         import keras, numpy as np
@@ -175,11 +172,7 @@ def test_pruning_and_sharing_run_under_jax():
         print("ok")
         """
     )
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+    run_under_jax(script)
 
 
 def test_depthwise_and_stochastic_depth_branch_kernels_are_pruned():

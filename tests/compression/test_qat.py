@@ -2,9 +2,6 @@
 the activation ranges move with training, and the int8 TFLite file is quantised with the
 trained ranges (its scales are those ranges', not a calibration's)."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -130,7 +127,7 @@ def test_the_int8_tflite_is_quantised_with_the_trained_ranges(trained, tmp_path)
     )
 
 
-def test_quantisation_aware_training_runs_under_jax():
+def test_quantisation_aware_training_runs_under_jax(run_under_jax):
     """The same layers train under JAX: the ranges move (stateful assignment inside the
     training step) and the Conv2D computes with 127-level kernels per filter."""
     script = textwrap.dedent(
@@ -158,11 +155,7 @@ def test_quantisation_aware_training_runs_under_jax():
         print("ok")
         """
     )
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+    run_under_jax(script)
 
 
 def test_pruning_applies_to_the_quantisation_aware_layers():

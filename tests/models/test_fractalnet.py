@@ -13,9 +13,6 @@ reimplementation, github.com/khanrc/pt.fractalnet, reports the same 33.7-33.8M a
 paper's 38.6M)."""
 
 import itertools
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -392,8 +389,7 @@ def test_drop_path_is_drawn_anew_in_every_step_of_model_fit(tiny, random_pixels)
 
 
 @pytest.mark.slow
-def test_trains_and_predicts_on_the_jax_backend(tmp_path):
-    pytest.importorskip("jax")
+def test_trains_and_predicts_on_the_jax_backend(tmp_path, run_under_jax):
     script = textwrap.dedent(
         """
         import numpy as np, keras, kerascnn
@@ -418,12 +414,7 @@ def test_trains_and_predicts_on_the_jax_backend(tmp_path):
         print("ok")
         """
     ).replace("MODEL_PATH", str(tmp_path / "m.keras"))
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    result = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip().endswith("ok")
+    run_under_jax(script, timeout=600)
 
 
 # --- arguments -----------------------------------------------------------------------------

@@ -12,8 +12,6 @@ be the plain network's.
 """
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -141,16 +139,10 @@ JAX_CHILD = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_a_dropped_branch_is_not_run_under_jax():
+def test_a_dropped_branch_is_not_run_under_jax(run_under_jax):
     """Under JAX (lax.cond inside the jit-compiled step) the same: a dropped branch leaves its
     batch-norm statistics alone, a kept one moves them."""
-    pytest.importorskip("jax")
-    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    code = JAX_CHILD.format(tests=os.path.dirname(__file__))
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+    run_under_jax(JAX_CHILD.format(tests=os.path.dirname(__file__)))
 
 
 @pytest.mark.slow
