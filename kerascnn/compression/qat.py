@@ -71,7 +71,7 @@ def quantization_aware(model: keras.Model) -> keras.Model:
     quantisation: its Conv2D, DepthwiseConv2D and Dense layers replaced by the ``Quantized``
     ones (same configuration and weights), an ``ActivationRange`` after every layer but the
     ``PASSTHROUGH`` ones, and one pinned to raw pixels on the input. A model nested inside
-    is copied as it is (a layer, with a range after it), not made quantisation-aware
+    is copied as it is (a layer, with no range after it), not made quantisation-aware
     within."""
     inputs = set(map(id, model.inputs))
     readers = {

@@ -248,11 +248,12 @@ def measure(
     (calibrated on ``representative``) is measured too, for the comparison."""
     before = accuracy(plan.source_model, images, labels)
     after = accuracy(model, images, labels)
-    baseline = source_tflite(plan.source_model, images, labels)
+    modes = ("none", "int8") if plan.recipe.qat else ("none",)
+    source = source_tflite(plan.source_model, images, labels, modes, representative)
+    baseline = source["none"]
     files = [{"artifact": "float32 TFLite, source", **baseline}]
     if plan.recipe.qat:
-        row = source_tflite(plan.source_model, images, labels, "int8", representative)
-        files.append({"artifact": "int8 TFLite, source, post-training", **row})
+        files.append({"artifact": "int8 TFLite, source, post-training", **source["int8"]})
     for mode in plan.recipe.modes:
         name = "float32" if mode == "none" else mode
         how = "QAT" if plan.recipe.qat and mode == "int8" else "compressed"
@@ -343,16 +344,22 @@ def source_tflite(
     model: keras.Model,
     images: np.ndarray,
     labels: np.ndarray,
-    mode: str = "none",
+    modes: tuple[str, ...] = ("none",),
     representative: np.ndarray | None = None,
-) -> dict[str, Any]:
-    """The source model's TFLite file in ``mode``, converted as its export would be: its
-    bytes raw and gzip-compressed and its test accuracy."""
+) -> dict[str, dict[str, Any]]:
+    """The source model's TFLite file in each of ``modes``, converted as its export would be
+    (from one SavedModel): its bytes raw and gzip-compressed and its test accuracy, by mode."""
     scratch = Path(tempfile.mkdtemp(prefix="kerascnn-source-"))
     try:
         export_saved_model(model, scratch / "saved_model")
-        path = scratch / tflite_filename(mode)
-        path.write_bytes(convert_tflite(scratch / "saved_model", mode, representative))
-        return {**storage.file_sizes(path), "accuracy": accuracy_of_file(path, images, labels)}
+        found = {}
+        for mode in modes:
+            path = scratch / tflite_filename(mode)
+            path.write_bytes(convert_tflite(scratch / "saved_model", mode, representative))
+            found[mode] = {
+                **storage.file_sizes(path),
+                "accuracy": accuracy_of_file(path, images, labels),
+            }
+        return found
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

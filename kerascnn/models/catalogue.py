@@ -83,12 +83,9 @@ def available_weights(name: str) -> dict[str, dict[str, Any]]:
     republished = REPUBLISHED.get(name)
     if republished is not None:  # torchvision's weights, the same accuracy
         available["timm"] = {
+            **available["torchvision"],
             "url": republished.url,
             "repo": republished.repo,
-            "weights": entry.weights,
-            "top1": entry.top1,
-            "top5": entry.top5,
-            "resize": entry.resize,
             "source": f"torchvision's model table (the weights timm republishes), "
             f"{TORCHVISION_TABLE_URL}",
         }

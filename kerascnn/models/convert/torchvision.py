@@ -161,8 +161,9 @@ def save_converted(model: keras.Model, spec: ModelSpec, out: str | os.PathLike) 
     model.save_weights(partial)
     with h5py.File(partial, "a") as file:
         file.attrs[MODEL_ATTRIBUTE] = spec.name
-        file.attrs[MEAN_ATTRIBUTE] = np.asarray(statistics(spec)["mean"], "float64")
-        file.attrs[STD_ATTRIBUTE] = np.asarray(statistics(spec)["std"], "float64")
+        expected = statistics(spec)
+        file.attrs[MEAN_ATTRIBUTE] = np.asarray(expected["mean"], "float64")
+        file.attrs[STD_ATTRIBUTE] = np.asarray(expected["std"], "float64")
     partial.replace(out)  # never a half-written file under the final name
     return out
 
