@@ -1,6 +1,7 @@
 """`kerascnn-train` off TensorFlow: a JAX run killed with SIGKILL resumes, finishes with its
 summary, and is exported by a TensorFlow child process; without TensorFlow the export is
-skipped with one line; a failed child export is one line too."""
+skipped with one line; a failed child export is one line too. `kerascnn export` on JAX
+exports in a TensorFlow child process the same way."""
 
 import json
 import os
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import kerascnn
 from kerascnn import run_export
 from kerascnn.errors import ExportError
 from kerascnn.training.resume import BACKUP, STATE
@@ -97,3 +99,32 @@ def test_a_failed_child_export_is_one_line(monkeypatch, stderr, expected):
     with pytest.raises(ExportError) as error:
         run_export.export_in_child(Path("runs/r"), Path("exported/r"))
     assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.slow
+def test_kerascnn_export_on_jax_runs_in_a_tensorflow_process(tmp_path):
+    kerascnn.create_model("lenet5").save(tmp_path / "lenet.keras")
+    command = [
+        "kerascnn",
+        "export",
+        "lenet.keras",
+        "--dataset",
+        "digits",
+        "--export-dir",
+        "exported",
+    ]
+    done = subprocess.run(command, cwd=tmp_path, env=jax_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    exported = tmp_path / "exported" / "lenet"
+    assert f"exported to {Path('exported') / 'lenet'}" in done.stdout
+    assert "parity tflite" in done.stdout
+    assert (exported / "1" / "saved_model.pb").is_file() and (exported / "model.tflite").is_file()
+    parity = json.loads((exported / "metadata.json").read_text())["parity"]
+    assert parity["tflite"]["images"] > 0
+
+
+def test_kerascnn_export_without_tensorflow_says_so(monkeypatch, tmp_path):
+    monkeypatch.setattr(run_export.keras.backend, "backend", lambda: "jax")
+    monkeypatch.setattr(run_export.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ExportError, match="needs TensorFlow.*backend jax"):
+        run_export.export_anywhere(tmp_path / "model.keras", tmp_path / "exported")

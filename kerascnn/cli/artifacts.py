@@ -14,8 +14,9 @@ from kerascnn.cli.options import (
     comma_list,
 )
 from kerascnn.cli.output import parity_line
-from kerascnn.export import FORMATS, QUANTIZE_MODES, export_trained
+from kerascnn.export import FORMATS, QUANTIZE_MODES
 from kerascnn.export.saved_model import DEFAULT_TOP_K
+from kerascnn.run_export import export_anywhere
 from kerascnn.training.config import OutputConfig
 
 
@@ -54,7 +55,7 @@ def export(source, export_dir, name, dataset, formats, quantize, top_k, overwrit
     """Export a run directory or .keras file: model.keras, a SavedModel (1/), TFLite files
     (model.tflite, model_<mode>.tflite), model.onnx, labels.txt and metadata.json with each
     artifact's measured parity against the Keras model."""
-    result = export_trained(
+    result = export_anywhere(
         source,
         export_dir,
         name=name,
