@@ -14,7 +14,21 @@ from kerascnn.cli.output import print_summary
 
 @click.command(cls=Command)
 @click.argument("source", metavar="RUN_DIR_OR_KERAS", type=click.Path())
-@click.option("--prune", type=float, metavar="SPARSITY", help="Final sparsity, in [0, 1).")
+@click.option(
+    "--prune",
+    type=float,
+    metavar="SPARSITY",
+    help="Final sparsity, in [0, 1), of every prunable layer without its own --prune-layer.",
+)
+@click.option(
+    "--prune-layer",
+    "prune_layers",
+    multiple=True,
+    callback=lambda ctx, param, values: tuple(map(layer_sparsity, values)),
+    metavar="NAME=SPARSITY",
+    help="A layer's own final sparsity, overriding --prune (repeatable; without --prune the "
+    "other layers are not pruned).",
+)
 @click.option(
     "--initial-sparsity",
     type=float,
@@ -53,6 +67,7 @@ from kerascnn.cli.output import print_summary
 def compress(
     source,
     prune,
+    prune_layers,
     initial_sparsity,
     global_scope,
     structured,
@@ -71,6 +86,7 @@ def compress(
     (with --qat, against the source's post-training int8 TFLite)."""
     recipe = compression.Recipe(
         prune=prune,
+        prune_layers=prune_layers,
         initial_sparsity=initial_sparsity,
         scope="global" if global_scope else "layer",
         structured=structured,
@@ -83,6 +99,19 @@ def compress(
     print_summary(application.RunOutcome(result=done.result, export=done.export))
     click.echo("")
     click.echo(compression_table(done.report))
+
+
+def layer_sparsity(value: str) -> tuple[str, float]:
+    """``NAME=SPARSITY`` as ``(name, sparsity)`` (its range is the recipe's to check)."""
+    name, equals, number = value.partition("=")
+    try:
+        if not equals or not name.strip():
+            raise ValueError
+        return name.strip(), float(number)
+    except ValueError:
+        raise click.BadParameter(
+            f"expected NAME=SPARSITY, e.g. c5=0.95; received {value!r}", param_hint="--prune-layer"
+        ) from None
 
 
 def compression_table(report: dict) -> str:
@@ -104,12 +133,15 @@ def compression_table(report: dict) -> str:
         f"{estimate['dense_bytes'] / 1024:,.1f} KB in float32"
     )
     lines.append(
-        f"\n  {'layer':<20} {'kind':<5} {'params':>9} {'nonzero':>9} {'sparsity':>9} {'unique':>7}"
+        f"\n  {'layer':<20} {'kind':<5} {'params':>9} {'nonzero':>9} {'sparsity':>9} "
+        f"{'asked':>7} {'unique':>7}"
     )
     for row in report["layers"]:
+        asked = row.get("chosen_sparsity")
+        asked = "-" if asked is None else f"{100 * asked:.1f}%"
         lines.append(
             f"  {row['layer']:<20} {row['kind']:<5} {row['parameters']:>9,} {row['nonzero']:>9,} "
-            f"{100 * row['sparsity']:>8.1f}% {row['unique_values']:>7,}"
+            f"{100 * row['sparsity']:>8.1f}% {asked:>7} {row['unique_values']:>7,}"
         )
     if report.get("qat"):
         q = report["qat"]

@@ -27,6 +27,11 @@ def rank_for(layer: keras.layers.Dense, fraction: float) -> int:
     return max(1, math.ceil(fraction * min(inputs, outputs)))
 
 
+def factored_names(name: str) -> tuple[str, str]:
+    """The names of the two Dense layers that replace the Dense layer ``name``."""
+    return f"{name}_svd_u", f"{name}_svd_v"
+
+
 def factored_dense(layer: keras.layers.Dense, fraction: float) -> keras.Sequential:
     """``layer`` as two Dense layers whose product is its kernel's best rank-``r``
     approximation (Eckart-Young); at full rank they compute what it computes."""
@@ -34,8 +39,9 @@ def factored_dense(layer: keras.layers.Dense, fraction: float) -> keras.Sequenti
     u, s, vt = np.linalg.svd(kernel, full_matrices=False)
     rank = rank_for(layer, fraction)
     root = np.sqrt(s[:rank])
-    first = keras.layers.Dense(rank, use_bias=False, name=f"{layer.name}_svd_u")
-    config = {**layer.get_config(), "name": f"{layer.name}_svd_v"}
+    first_name, second_name = factored_names(layer.name)
+    first = keras.layers.Dense(rank, use_bias=False, name=first_name)
+    config = {**layer.get_config(), "name": second_name}
     second = keras.layers.Dense.from_config(config)
     factored = keras.Sequential([first, second], name=f"{layer.name}_low_rank")
     factored.build((None, kernel.shape[0]))

@@ -127,38 +127,50 @@ def filter_norms(kernel):
 
 
 def magnitude_masks(
-    targets: list[Target], sparsity: float, scope: str = "layer", structured: bool = False
+    targets: list[Target],
+    sparsity: float,
+    scope: str = "layer",
+    structured: bool = False,
+    layers: dict[str, float] | None = None,
 ) -> dict[str, tuple]:
     """``{layer name: (kernel mask, filter mask or None)}`` zeroing a ``sparsity`` fraction.
 
     ``scope="layer"`` prunes each layer to ``sparsity``; ``"global"`` ranks every kernel
     weight of the model against one threshold. ``structured`` ranks whole filters by L1
     norm within each layer and leaves the last layer (the classifier: its filters are
-    classes) whole.
+    classes) whole. ``layers`` (``{name: sparsity}``) prunes those layers each to its own
+    sparsity, alone; the others follow ``sparsity`` and ``scope``.
     """
+    layers = layers or {}
     masks = {}
     if structured:
         for target in targets[:-1]:
             norms = filter_norms(target.kernel)
-            keep = _lowest(norms, math.floor(sparsity * int(norms.shape[0])))
-            kernel_mask = ops.broadcast_to(keep, target.kernel.shape)
-            masks[target.name] = (kernel_mask, keep)
+            count = math.floor(layers.get(target.name, sparsity) * int(norms.shape[0]))
+            keep = _lowest(norms, count)
+            masks[target.name] = (ops.broadcast_to(keep, target.kernel.shape), keep)
         return masks
+    alone = targets
     if scope == "global":
-        flat = ops.concatenate([ops.reshape(ops.abs(t.kernel), (-1,)) for t in targets])
-        keep = _lowest(flat, math.floor(sparsity * int(flat.shape[0])))
-        start = 0
-        for target in targets:
-            size = math.prod(target.kernel.shape)
-            masks[target.name] = (
-                ops.reshape(keep[start : start + size], target.kernel.shape),
-                None,
-            )
-            start += size
-        return masks
-    for target in targets:
-        count = math.floor(sparsity * math.prod(target.kernel.shape))
+        masks.update(_global_masks([t for t in targets if t.name not in layers], sparsity))
+        alone = [t for t in targets if t.name in layers]
+    for target in alone:
+        count = math.floor(layers.get(target.name, sparsity) * math.prod(target.kernel.shape))
         masks[target.name] = (_lowest(ops.abs(target.kernel), count), None)
+    return masks
+
+
+def _global_masks(targets: list[Target], sparsity: float) -> dict[str, tuple]:
+    """Masks ranking every kernel weight of ``targets`` against one threshold."""
+    if not targets:
+        return {}
+    flat = ops.concatenate([ops.reshape(ops.abs(t.kernel), (-1,)) for t in targets])
+    keep = _lowest(flat, math.floor(sparsity * int(flat.shape[0])))
+    masks, start = {}, 0
+    for target in targets:
+        size = math.prod(target.kernel.shape)
+        masks[target.name] = (ops.reshape(keep[start : start + size], target.kernel.shape), None)
+        start += size
     return masks
 
 

@@ -26,14 +26,18 @@ PRUNING_UPDATES = 20
 
 @dataclass(frozen=True)
 class Recipe:
-    """``prune``: the final sparsity (None: no pruning); ``initial_sparsity``: where the
-    schedule starts; ``scope``: ``layer`` or ``global`` magnitudes; ``structured``: whole
+    """``prune``: the final sparsity (None: no pruning); ``prune_layers``: ``(layer name,
+    final sparsity)`` pairs overriding ``prune`` for those layers (Han et al. 2015, Table 2,
+    prune each layer differently; without ``prune`` the other layers are not pruned);
+    ``initial_sparsity``: where the schedule starts; ``scope``: ``layer`` or ``global``
+    magnitudes (for the layers ``prune_layers`` does not name); ``structured``: whole
     filters; ``cluster_bits``: weight sharing's codebook size (None: none); ``low_rank``:
     the rank fraction Dense layers are factored to (None: none); ``quantize``: the TFLite
     modes exported beside float32; ``qat``: fine-tune with fake-quantised weights and
     activations (``qat``), exported to an int8 TFLite whose ranges come from training."""
 
     prune: float | None = None
+    prune_layers: tuple[tuple[str, float], ...] = ()
     initial_sparsity: float = 0.0
     scope: str = "layer"
     structured: bool = False
@@ -44,9 +48,10 @@ class Recipe:
 
     def check(self, epochs: int) -> Recipe:
         nothing = (self.prune, self.cluster_bits, self.low_rank) == (None, None, None)
-        if nothing and not self.qat:
+        if nothing and not self.qat and not self.prune_layers:
             raise InvalidArgumentError(
-                "nothing to do: give --prune SPARSITY, --cluster BITS, --low-rank FRACTION or --qat"
+                "nothing to do: give --prune SPARSITY, --prune-layer NAME=SPARSITY, "
+                "--cluster BITS, --low-rank FRACTION or --qat"
             )
         if self.qat and self.structured:
             raise InvalidArgumentError(
@@ -56,13 +61,8 @@ class Recipe:
             )
         if self.low_rank is not None:
             lowrank.check_rank_fraction(self.low_rank)
-        if self.prune is not None:
-            pruning.check_sparsity(self.prune, "--prune")
-            pruning.check_sparsity(self.initial_sparsity, "initial sparsity")
-            if self.initial_sparsity > self.prune:
-                raise InvalidArgumentError(
-                    f"initial sparsity {self.initial_sparsity} exceeds --prune {self.prune}"
-                )
+        if self.prunes:
+            self._check_sparsities()
         elif self.structured:
             raise InvalidArgumentError("--structured needs --prune SPARSITY")
         if self.scope not in SCOPES:
@@ -82,14 +82,43 @@ class Recipe:
                 "--qat exports the int8 TFLite its training prepared, alone: drop --quantize "
                 f"{','.join(m for m in self.quantize if m != 'int8')}"
             )
-        if self.prune is not None and self.cluster_bits is not None and epochs < 2:
+        if self.prunes and self.cluster_bits is not None and epochs < 2:
             raise InvalidArgumentError(
                 "pruning and sharing fine-tune in turn: give at least --epochs 2"
             )
         return self
 
+    def _check_sparsities(self) -> None:
+        if self.prune is not None:
+            pruning.check_sparsity(self.prune, "--prune")
+        pruning.check_sparsity(self.initial_sparsity, "initial sparsity")
+        seen = set()
+        for name, sparsity in self.prune_layers:
+            if name in seen:
+                raise InvalidArgumentError(f"--prune-layer gives layer {name} twice")
+            seen.add(name)
+            pruning.check_sparsity(sparsity, f"--prune-layer {name}'s sparsity")
+        finals = ([("--prune", self.prune)] if self.prune is not None else []) + [
+            (f"--prune-layer {name}", sparsity) for name, sparsity in self.prune_layers
+        ]
+        for option, final in finals:
+            if self.initial_sparsity > final:
+                raise InvalidArgumentError(
+                    f"initial sparsity {self.initial_sparsity} exceeds {option}'s {final}"
+                )
+
+    @property
+    def prunes(self) -> bool:
+        return self.prune is not None or bool(self.prune_layers)
+
+    @property
+    def layer_sparsities(self) -> dict[str, float]:
+        """The final sparsity of each layer ``prune_layers`` names."""
+        return dict(self.prune_layers)
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "quantize": list(self.quantize)}
+        values = {**asdict(self), "quantize": list(self.quantize)}
+        return {**values, "prune_layers": self.layer_sparsities}
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -112,7 +141,7 @@ class Phases:
 
 def plan_phases(recipe: Recipe, epochs: int, steps_per_epoch: int) -> Phases:
     prune_epochs = (
-        0 if recipe.prune is None else epochs if recipe.cluster_bits is None else epochs // 2
+        0 if not recipe.prunes else epochs if recipe.cluster_bits is None else epochs // 2
     )
     ramp = max(1, math.floor(RAMP_FRACTION * prune_epochs * steps_per_epoch))
     cluster_epoch = None if recipe.cluster_bits is None else prune_epochs
@@ -129,24 +158,28 @@ def plan_phases(recipe: Recipe, epochs: int, steps_per_epoch: int) -> Phases:
 class Compress(keras.callbacks.Callback):
     """Prunes on the schedule and ties shared weights, after every optimiser step.
 
-    ``sparsity_at`` records the scheduled sparsity at each step where the masks changed, so
-    a test (or a user) can check it against the schedule."""
+    ``sparsity_at`` records the scheduled sparsity (of the layers following ``--prune``) at
+    each step where the masks changed, so a test (or a user) can check it against the
+    schedule; a layer of ``prune_layers`` follows the same schedule to its own final."""
 
     def __init__(self, recipe: Recipe, phases: Phases, targets: list[pruning.Target]):
         super().__init__()
         self.recipe, self.phases, self.targets = recipe, phases, targets
         self.step = 0
         self.masks: dict[str, tuple] = {}
-        self.sparsity: float | None = None
+        self.sparsity: tuple | None = None  # (--prune's, {layer: its own}) when last masked
         self.shared: list[sharing.SharedKernel] = []
         self.sparsity_at: dict[int, float] = {}
 
-    def scheduled(self, step: int) -> float:
+    def scheduled(self, step: int, final: float | None = None) -> float:
+        """The sparsity at ``step`` of a layer whose final sparsity is ``final`` (default:
+        ``--prune``'s; 0 without it)."""
         recipe, phases = self.recipe, self.phases
+        final = (recipe.prune or 0.0) if final is None else final
         return pruning.polynomial_sparsity(
             step,
-            recipe.initial_sparsity,
-            recipe.prune,
+            min(recipe.initial_sparsity, final),
+            final,
             phases.prune_begin,
             phases.prune_end,
             phases.frequency,
@@ -171,14 +204,16 @@ class Compress(keras.callbacks.Callback):
         self._update_masks()
 
     def _update_masks(self) -> None:
-        if self.recipe.prune is None:
+        if not self.recipe.prunes:
             return
         sparsity = self.scheduled(self.step)
-        if sparsity != self.sparsity and sparsity > 0:
+        layers = {name: self.scheduled(self.step, s) for name, s in self.recipe.prune_layers}
+        if (sparsity, layers) != self.sparsity and max([sparsity, *layers.values()]) > 0:
             self.masks = pruning.magnitude_masks(
-                self.targets, sparsity, self.recipe.scope, self.recipe.structured
+                self.targets, sparsity, self.recipe.scope, self.recipe.structured, layers
             )
-            self.sparsity = self.sparsity_at[self.step] = sparsity
+            self.sparsity = (sparsity, layers)
+            self.sparsity_at[self.step] = sparsity
         pruning.apply_masks(self.targets, self.masks)
 
 

@@ -100,7 +100,7 @@ def plan_compression(
             f"directory or a .keras file"
         )
     recipe.check(epochs)
-    pruning.prunable_targets(artifact.keras_model, recipe.structured)
+    check_prune_layers(artifact.keras_model, recipe)
     if recipe.low_rank is not None:
         lowrank.check_factorable(artifact.keras_model)
     values = source_config(source, artifact).to_dict()
@@ -128,6 +128,38 @@ def plan_compression(
             f"{training.dataset.num_classes}"
         )
     return CompressionPlan(source, artifact.keras_model, recipe, training, run_dir, destination)
+
+
+def prunable_names(model: keras.Model, recipe: Recipe) -> list[str]:
+    """The names of the layers ``recipe`` can prune in ``model``, as the compression will
+    see them: the classifier left out under ``structured`` (it stays whole), each Dense
+    layer as its two factors under ``low_rank``.
+
+    Raises:
+        InvalidArgumentError: the model has nothing to prune.
+    """
+    targets = pruning.prunable_targets(model, recipe.structured)
+    if recipe.structured:
+        targets = targets[:-1]
+    factored = set()
+    if recipe.low_rank is not None:
+        factored = {layer.name for layer in model.layers if isinstance(layer, keras.layers.Dense)}
+    names = []
+    for target in targets:
+        names += lowrank.factored_names(target.name) if target.name in factored else [target.name]
+    return names
+
+
+def check_prune_layers(model: keras.Model, recipe: Recipe) -> None:
+    """Every layer ``--prune-layer`` names is one the compression prunes."""
+    names = prunable_names(model, recipe)
+    unknown = [name for name, _ in recipe.prune_layers if name not in names]
+    if unknown:
+        kept = " (the last layer stays whole under --structured)" if recipe.structured else ""
+        raise InvalidArgumentError(
+            f"--prune-layer names no prunable layer {', '.join(unknown)}; {model.name}'s "
+            f"prunable layers are {', '.join(names)}{kept}"
+        )
 
 
 def compress(
@@ -266,6 +298,8 @@ def measure(
         row["ratio"] = baseline["bytes"] / row["bytes"]
         row["gzip_ratio"] = baseline["bytes"] / row["gzip_bytes"]
     layers, kernels = layer_rows(model)
+    for row in layers:
+        row["chosen_sparsity"] = chosen_sparsity(plan.recipe, row["layer"])
     prunable = sum(row["parameters"] for row in layers)
     nonzero = sum(row["nonzero"] for row in layers)
     return {
@@ -328,6 +362,17 @@ def layer_rows(model: keras.Model):
             }
         )
     return rows, kernels
+
+
+def chosen_sparsity(recipe: Recipe, layer: str) -> float | None:
+    """The final sparsity the recipe asked of ``layer``: its ``--prune-layer``, else
+    ``--prune`` per layer (0 without it); None where none was (no pruning, ``--global``'s
+    one threshold, or ``--structured``, whose fraction is of filters, deleted)."""
+    if layer in recipe.layer_sparsities:
+        return recipe.layer_sparsities[layer]
+    if not recipe.prunes or recipe.scope == "global" or recipe.structured:
+        return None
+    return recipe.prune or 0.0
 
 
 def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:

@@ -9,6 +9,7 @@ import math
 import keras
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from kerascnn.cli import main
@@ -18,6 +19,8 @@ from kerascnn.models import create_model
 
 BITS = 3
 SPARSITY = 0.5
+# One layer given its own sparsity (--prune-layer), the others following --prune.
+OWN = {"c5": 0.8}
 
 
 def one_line_error(args, tmp_path):
@@ -52,6 +55,13 @@ def untrained(tmp_path_factory):
         (["--low-rank", "1.5"], "--low-rank must be in (0, 1]"),
         (["--qat", "--quantize", "float16"], "--qat exports the int8 TFLite"),
         (["--qat", "--prune", "0.5", "--structured"], "--qat cannot follow --structured"),
+        (["--prune", "0.5", "--prune-layer", "c9=0.5"], "prunable layers are c1, c3, c5, f6"),
+        (["--prune-layer", "c5=1.0"], "--prune-layer c5's sparsity must be in [0, 1)"),
+        (["--prune-layer", "c5=-0.2"], "--prune-layer c5's sparsity must be in [0, 1)"),
+        (["--prune-layer", "c5=0.5", "--prune-layer", "c5=0.6"], "gives layer c5 twice"),
+        (["--prune-layer", "c5"], "expected NAME=SPARSITY"),
+        (["--prune-layer", "c5=most"], "expected NAME=SPARSITY"),
+        (["--prune", "0.5", "--structured", "--prune-layer", "f6=0.5"], "stays whole"),
     ],
 )
 def test_bad_recipes_are_one_line_errors(untrained, tmp_path, args, expected):
@@ -92,10 +102,12 @@ def source_run(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def compressed(source_run):
-    """The source run pruned to 50% and shared on 3 bits over 2 epochs."""
+    """The source run pruned to 50% (C5 to 80%) and shared on 3 bits over 2 epochs."""
     root = source_run
     out = ["--output-dir", str(root / "runs"), "--export-dir", str(root / "sm")]
     args = ["compress", str(root / "runs" / "src"), "--prune", str(SPARSITY)]
+    for name, sparsity in OWN.items():
+        args += ["--prune-layer", f"{name}={sparsity}"]
     args += ["--cluster", str(BITS), "--quantize", "int8", "--epochs", "2", *out]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -115,12 +127,20 @@ def test_compress_writes_a_run_and_an_export_measured_against_the_source(compres
         data = (export / name).read_bytes()
         assert row["bytes"] == len(data)
         assert row["gzip_bytes"] == len(gzip.compress(data, compresslevel=9))
-    # The exported model is pruned and shared: checked on its weights.
+    # The exported model is pruned and shared: checked on its weights, each layer at its
+    # own --prune-layer sparsity or else at --prune's.
     exported = keras.saving.load_model(export / "model.keras")
+    assert sorted(row["layer"] for row in report["layers"]) == ["c1", "c3", "c5", "f6"]
     for row in report["layers"]:
         kernel = keras.ops.convert_to_numpy(exported.get_layer(row["layer"]).kernel)
-        assert (kernel == 0).sum() == math.floor(SPARSITY * kernel.size)
+        asked = OWN.get(row["layer"], SPARSITY)
+        assert (kernel == 0).sum() == math.floor(asked * kernel.size)
         assert np.unique(kernel).size <= 2**BITS
+        assert row["chosen_sparsity"] == asked
+        assert f"{100 * row['sparsity']:.1f}% {f'{100 * asked:.1f}%':>7}" in stdout
+    # The run records the sparsities chosen.
+    recorded = yaml.safe_load((run / "compression.yaml").read_text())
+    assert recorded["prune"] == SPARSITY and recorded["prune_layers"] == OWN
     # The compressed TFLite files agree with the compressed Keras model (export thresholds).
     parity = json.loads((export / "metadata.json").read_text())["parity"]
     assert parity["tflite"]["top1_agreement"] == 1.0

@@ -99,6 +99,40 @@ def test_global_scope_uses_one_threshold_and_structured_drops_whole_filters():
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(targets[-1].kernel), before)
 
 
+@pytest.mark.parametrize("scope", ["layer", "global"])
+def test_a_layer_given_its_own_sparsity_ends_there_and_the_others_follow_prune(scope):
+    model = tiny_model()
+    targets = pruning.prunable_targets(model)
+    recipe = Recipe(prune=0.5, prune_layers=(("hidden", 0.9),), scope=scope)
+    callback = Compress(recipe.check(2), Phases(0, SPE, 2, None, 2), targets)
+    fit(model, callback, epochs=2)
+    kernels = {t.name: keras.ops.convert_to_numpy(t.kernel) for t in targets}
+    hidden = kernels.pop("hidden")
+    assert (hidden == 0).sum() == math.floor(0.9 * hidden.size)
+    # The rest: each at 50%, or 50% of the rest together under one global threshold.
+    if scope == "layer":
+        for kernel in kernels.values():
+            assert (kernel == 0).sum() == math.floor(0.5 * kernel.size)
+    else:
+        rest = np.concatenate([k.ravel() for k in kernels.values()])
+        assert (rest == 0).sum() == math.floor(0.5 * rest.size)
+    # A layer's own schedule is eq. 1 to its own final sparsity.
+    assert callback.scheduled(SPE // 2, 0.9) == pytest.approx(
+        pruning.polynomial_sparsity(SPE // 2, 0.0, 0.9, 0, SPE, 2)
+    )
+
+
+def test_prune_layers_alone_leave_the_other_layers_whole():
+    model = tiny_model()
+    targets = pruning.prunable_targets(model)
+    callback = Compress(Recipe(prune_layers=(("conv", 0.75),)), Phases(0, SPE, 2, None, 2), targets)
+    fit(model, callback, epochs=1)
+    for target in targets:
+        kernel = keras.ops.convert_to_numpy(target.kernel)
+        expected = math.floor(0.75 * kernel.size) if target.name == "conv" else 0
+        assert (kernel == 0).sum() == expected
+
+
 def test_shared_layers_hold_at_most_2_to_the_bits_values_after_fine_tuning():
     model = tiny_model()
     targets = pruning.prunable_targets(model)
@@ -146,6 +180,9 @@ def test_bad_recipes_are_refused():
         (Recipe(structured=True), 5),
         (Recipe(prune=0.5, cluster_bits=4), 1),
         (Recipe(prune=0.5, quantize=("int4",)), 5),
+        (Recipe(prune_layers=(("conv", 1.0),)), 5),
+        (Recipe(prune_layers=(("conv", 0.5), ("conv", 0.6))), 5),
+        (Recipe(prune=0.5, prune_layers=(("conv", 0.2),), initial_sparsity=0.3), 5),
     ):
         with pytest.raises(InvalidArgumentError):
             recipe.check(epochs)
