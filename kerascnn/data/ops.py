@@ -17,6 +17,9 @@ Recipes (``RECIPES``, selected with ``--augmentation NAME``) compose the ops:
 - ``inception``: random-resized crop of 8-100% of the area with aspect 3/4-4/3, colour
   distortion, flip (Szegedy et al. 2015, section 6).
 - ``cifar``: 4-pixel zero padding, random crop, flip (He et al. 2016, section 4.2).
+- ``translate``: zero padding by 1/8 of the shorter side, random crop, no flip: random
+  translation for classes a mirror image changes (digits, characters); 4 pixels at 32x32,
+  one pixel of the 8x8 digits upsampled 4 times.
 
 Batch-level ``mixup`` (Zhang et al. 2018) and ``cutmix`` (Yun et al. 2019) mix images and
 their one-hot labels.
@@ -308,6 +311,25 @@ RECIPES.add(
 RECIPES.add(
     "cifar",
     Recipe("cifar", lambda h, w, lighting: [pad_crop(4), flip()], None, None),
+)
+
+# The largest shift of ``translate`` as a share of the shorter side: CIFAR's 4 pixels of 32.
+TRANSLATION = 1 / 8
+
+
+def translation_padding(height: int, width: int) -> int:
+    """Pixels ``translate`` pads (and so shifts by at most): TRANSLATION of the shorter side."""
+    return max(int(round(TRANSLATION * min(height, width))), 1)
+
+
+RECIPES.add(
+    "translate",
+    Recipe(
+        "translate",
+        lambda h, w, lighting: [pad_crop(translation_padding(h, w))],
+        base_scale=None,
+        crop_fraction=None,
+    ),
 )
 
 

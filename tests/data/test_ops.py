@@ -79,6 +79,59 @@ def test_pad_crop_is_a_window_of_the_zero_padded_image():
     assert len({o.tobytes() for o in outs}) > 1
 
 
+def offset_in(out, padded):
+    """(top, left) of the window of ``padded`` that ``out`` is, or None."""
+    height, width = out.shape[:2]
+    for top in range(padded.shape[0] - height + 1):
+        for left in range(padded.shape[1] - width + 1):
+            if np.allclose(out, padded[top : top + height, left : left + width], atol=1e-3):
+                return top, left
+    return None
+
+
+def translated_epochs(augmentation, images, epochs=4):
+    """Every (image, label) the training pipeline yields over ``epochs`` epochs."""
+    split = Split(images.astype(np.uint8), np.arange(len(images)))
+    dataset = build_dataset(
+        split,
+        image_size=images.shape[1:3],
+        channels=1,
+        batch_size=len(images),
+        training=True,
+        seed=3,
+        augmentation=augmentation,
+    )
+    return [
+        pair
+        for _ in range(epochs)
+        for batch in dataset.as_numpy_iterator()
+        for pair in zip(*batch, strict=True)
+    ]
+
+
+@pytest.mark.parametrize("augmentation", ["translate", "cifar"])
+def test_translate_moves_digits_and_never_mirrors_them(augmentation):
+    # Asymmetric 32x32 images (no zero pixel, so the padding shows), one per label; the
+    # recipe pads 1/8 of 32 = 4 pixels (one pixel of digits' 8x8 originals).
+    images = np.random.default_rng(0).integers(1, 256, (4, 32, 32, 1))
+    pad = ops.translation_padding(32, 32)
+    assert pad == 4
+    offsets, mirrored = set(), 0
+    for out, label in translated_epochs(augmentation, images):
+        original = np.pad(images[label], [(pad, pad), (pad, pad), (0, 0)]).astype("float32")
+        offset = offset_in(out, original)  # the label's own image, moved
+        if offset is None:
+            assert offset_in(out, original[:, ::-1]) is not None
+            mirrored += 1
+        else:
+            offsets.add(offset)
+    if augmentation == "translate":
+        assert mirrored == 0
+        assert len(offsets) >= 8  # 16 images, 81 possible shifts: many distinct ones
+    else:  # the check above sees a flip when there is one
+        assert mirrored > 0
+
+
 def test_center_crop_takes_the_middle():
     x = image((10, 13, 1))
     np.testing.assert_array_equal(both(ops.center_crop(4, 5), x), x[3:7, 4:9])
