@@ -97,19 +97,46 @@ def run_training(
     return RunOutcome(result=result, export=exported, notes=notes)
 
 
+# CPU instructions that compute in bfloat16 natively (Linux's names in /proc/cpuinfo).
+BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
 def speed_warnings(config: TrainConfig) -> list[str]:
-    """Settings measured to slow training down (README "Speed on a CPU";
-    ``benchmarks/cpu_switches.py``): ``--jit-compile`` on a machine with no accelerator.
-    (Under multi-worker the devices are not asked for: on JAX that would start JAX before
+    """Settings measured to slow training down on a machine with no accelerator (README
+    "Speed on a CPU"; ``benchmarks/cpu_switches.py``): ``--jit-compile``, and
+    ``--mixed-precision bfloat16`` on a CPU without bfloat16 instructions. (Under
+    multi-worker the devices are not asked for: on JAX that would start JAX before
     ``jax.distributed``.)"""
-    if not config.jit_compile or config.distribution.strategy == "multi-worker":
+    asked = config.jit_compile or config.mixed_precision == "bfloat16"
+    if not asked or config.distribution.strategy == "multi-worker":
         return []
-    if all(d.lower().startswith("cpu") for d in keras.distribution.list_devices()):
-        return [
+    if not all(d.lower().startswith("cpu") for d in keras.distribution.list_devices()):
+        return []
+    warnings = []
+    if config.jit_compile:
+        warnings.append(
             "--jit-compile on a CPU: XLA was measured slower than Keras's default on CPUs "
             "(ResNet-50 training at half the speed); leave it off on CPUs"
-        ]
-    return []
+        )
+    flags = cpu_flags()
+    if config.mixed_precision == "bfloat16" and flags is not None and not flags & BFLOAT16_FLAGS:
+        warnings.append(
+            "--mixed-precision bfloat16 on a CPU without bfloat16 instructions (avx512_bf16, "
+            "amx_bf16): ResNet-50 trained 8x slower than in float32 on such a CPU; leave it off"
+        )
+    return warnings
+
+
+def cpu_flags() -> frozenset[str] | None:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (None where there is none to read)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.partition(":")[2].split())
+    return None
 
 
 def evaluate(
