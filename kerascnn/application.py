@@ -118,8 +118,8 @@ def speed_warnings(config: TrainConfig) -> list[str]:
             "--jit-compile on a CPU: XLA was measured slower than Keras's default on CPUs "
             "(ResNet-50 training at half the speed); leave it off on CPUs"
         )
-    flags = cpu_flags()
-    if config.mixed_precision == "bfloat16" and flags is not None and not flags & BFLOAT16_FLAGS:
+    flags = cpu_flags() if config.mixed_precision == "bfloat16" else None
+    if flags is not None and not flags & BFLOAT16_FLAGS:
         warnings.append(
             "--mixed-precision bfloat16 on a CPU without bfloat16 instructions (avx512_bf16, "
             "amx_bf16): ResNet-50 trained 8x slower than in float32 on such a CPU; leave it off"

@@ -368,8 +368,9 @@ def chosen_sparsity(recipe: Recipe, layer: str) -> float | None:
     """The final sparsity the recipe asked of ``layer``: its ``--prune-layer``, else
     ``--prune`` per layer (0 without it); None where none was (no pruning, ``--global``'s
     one threshold, or ``--structured``, whose fraction is of filters, deleted)."""
-    if layer in recipe.layer_sparsities:
-        return recipe.layer_sparsities[layer]
+    own = recipe.layer_sparsities.get(layer)
+    if own is not None:
+        return own
     if not recipe.prunes or recipe.scope == "global" or recipe.structured:
         return None
     return recipe.prune or 0.0
