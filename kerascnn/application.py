@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from kerascnn import compression, ensemble, plotting
 from kerascnn.adversarial import Attack, Robustness, evaluate_robustness
+from kerascnn.compression import sensitivity as sensitivity_scan
 from kerascnn.data import load_dataset, split_arrays
 from kerascnn.data.config import DataConfig
 from kerascnn.errors import InvalidArgumentError
@@ -345,6 +346,12 @@ def inspect(
     target = load_inspectable(source)
     inputs = commands.file_inputs(target, images) if images else None
     result = commands.inspect(what, target, inputs, **options)
+    return _write_inspection(target, what, result, out)
+
+
+def _write_inspection(target, what: str, result, out: str | None) -> Inspected:
+    """An inspection's files written under ``out`` (by default beside the model), and its
+    pictures into the run's TensorBoard logs when the model is a run's."""
     out_dir = Path(out) if out else commands.default_out_dir(target, what)
     written = commands.save(result, out_dir)
     log_dir = None
@@ -367,3 +374,35 @@ def compress(
     ``run_name``, ``output_dir``, ``export_dir``, ``learning_rate``, ``overwrite``."""
     plan = compression.plan_compression(source, recipe, epochs=epochs, **options)
     return compression.compress(plan, notify=notify)
+
+
+def sensitivity(
+    source: str | Path,
+    *,
+    sparsities: Sequence[float],
+    split: str = "validation",
+    tolerance: float = sensitivity_scan.DEFAULT_TOLERANCE,
+    out: str | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> Inspected:
+    """``kerascnn sensitivity``: each prunable layer pruned alone to each sparsity, no
+    fine-tuning, measured on a split of the model's dataset (``compression.sensitivity``);
+    its plot and JSON written under ``out`` (by default beside the model, as an inspection's)
+    and the plot into the run's TensorBoard logs when ``source`` is a run directory."""
+    sparsities = sensitivity_scan.check_sparsities(sparsities)
+    target = load_inspectable(source)
+    images = commands.dataset_inputs(target, split, count=None)
+    if not len(images.classes):
+        raise InvalidArgumentError(f"the {split} split of {source}'s dataset has no images")
+    if notify:
+        notify(
+            f"Pruning each layer of {target.model.name} alone on {len(images.classes)} "
+            f"{split} images at {', '.join(f'{s:g}' for s in sparsities)}:"
+        )
+    found = sensitivity_scan.scan(target.model, images.images, images.classes, sparsities, notify)
+    result = commands.Inspection(
+        pictures={"sensitivity.png": sensitivity_scan.picture(found, tolerance)},
+        files={"sensitivity.json": json.dumps(found.to_dict(tolerance), indent=2) + "\n"},
+        notes=sensitivity_scan.table(found, tolerance),
+    )
+    return _write_inspection(target, "sensitivity", result, out)

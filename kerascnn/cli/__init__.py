@@ -27,6 +27,7 @@ COMMANDS = {
     "report": ("runs", "Write a run's self-contained report.html."),
     "tensorboard": ("runs", "Start TensorBoard on a run or a runs directory."),
     "compress": ("compress", "Prune, share weights or factor a trained model, fine-tuned."),
+    "sensitivity": ("compress", "Accuracy as each layer alone is pruned: where to prune."),
     "tune": ("science", "Search hyperparameters with KerasTuner."),
     "lr-find": ("science", "The learning-rate range test."),
     "ensemble": ("science", "Average the predictions of several trained models."),

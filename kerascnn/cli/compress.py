@@ -6,10 +6,10 @@ import click
 
 from kerascnn import application, compression
 from kerascnn.cli.base import Command
-from kerascnn.cli.options import (
-    comma_list,
-)
-from kerascnn.cli.output import print_summary
+from kerascnn.cli.options import Parsed, comma_list
+from kerascnn.cli.output import print_inspected, print_summary
+from kerascnn.compression import sensitivity as scan
+from kerascnn.data import SPLITS
 
 
 @click.command(cls=Command)
@@ -99,6 +99,39 @@ def compress(
     print_summary(application.RunOutcome(result=done.result, export=done.export))
     click.echo("")
     click.echo(compression_table(done.report))
+
+
+@click.command(cls=Command)
+@click.argument("source", metavar="RUN_DIR_OR_KERAS", type=click.Path())
+@click.option(
+    "--sparsities",
+    type=Parsed(scan.parse_sparsities, "SPARSITIES"),
+    default=",".join(f"{s:g}" for s in scan.DEFAULT_SPARSITIES),
+    show_default=True,
+    help="Comma-separated sparsities, each in [0, 1), to prune every layer to, alone.",
+)
+@click.option("--split", type=click.Choice(SPLITS), default="validation", show_default=True)
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0),
+    default=scan.DEFAULT_TOLERANCE,
+    show_default=True,
+    help="Accuracy points a layer may lose for its suggested --prune-layer sparsity.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Write here. [RUN_DIR/inspect/sensitivity, or inspect/sensitivity beside the model]",
+)
+def sensitivity(source, sparsities, split, tolerance, out):
+    """Prune each layer alone to each sparsity, without fine-tuning, and measure the accuracy
+    left (Han et al. 2015's sensitivity scan): a table, a plot, and the --prune-layer
+    sparsities for kerascnn compress that keep each layer within --tolerance points."""
+    done = application.sensitivity(
+        source, sparsities=sparsities, split=split, tolerance=tolerance, out=out, notify=click.echo
+    )
+    click.echo("")
+    print_inspected(done)
 
 
 def layer_sparsity(value: str) -> tuple[str, float]:

@@ -6,9 +6,8 @@ import click
 
 from kerascnn import application
 from kerascnn.cli.base import Command, Group
-from kerascnn.cli.output import plural
+from kerascnn.cli.output import print_inspected
 from kerascnn.data import SPLITS
-from kerascnn.training.tensorboard import tensorboard_hint
 
 
 @click.group(cls=Group)
@@ -44,14 +43,7 @@ _class = click.option(
 
 
 def _inspect(what: str, source: str, images, out: str | None, **options) -> None:
-    done = application.inspect(what, source, images, out, **options)
-    for note in done.notes:
-        click.echo(f"  {note}")
-    names = ", ".join(p.name for p in done.written)
-    click.echo(f"wrote {plural(len(done.written), 'file')} to {done.out_dir}: {names}")
-    if done.log_dir is not None:
-        run_dir = done.log_dir.parent.parent
-        click.echo(f"TensorBoard images in {done.log_dir}   ({tensorboard_hint(run_dir)})")
+    print_inspected(application.inspect(what, source, images, out, **options))
 
 
 @inspect.command(cls=Command)

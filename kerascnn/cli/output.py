@@ -94,3 +94,15 @@ def parity_line(parity: dict) -> str:
     if parity.get("warning"):
         line += f"; WARNING: {parity['warning']}"
     return line
+
+
+def print_inspected(done) -> None:
+    """What an inspection wrote (``application.Inspected``): its notes, files and the run's
+    TensorBoard directory its pictures went to."""
+    for note in done.notes:
+        click.echo(f"  {note}")
+    names = ", ".join(p.name for p in done.written)
+    click.echo(f"wrote {plural(len(done.written), 'file')} to {done.out_dir}: {names}")
+    if done.log_dir is not None:
+        run_dir = done.log_dir.parent.parent
+        click.echo(f"TensorBoard images in {done.log_dir}   ({tensorboard_hint(run_dir)})")

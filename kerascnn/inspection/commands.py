@@ -44,8 +44,8 @@ class Inspection:
 COMMANDS: Registry[Callable[..., Inspection]] = Registry("inspection")
 
 
-def dataset_inputs(target: Inspectable, split: str = "test", count: int = DEFAULT_IMAGES):
-    """The first ``count`` images of the run's dataset split, with labels."""
+def dataset_inputs(target: Inspectable, split: str = "test", count: int | None = DEFAULT_IMAGES):
+    """The first ``count`` images of the run's dataset split (all with None), with labels."""
     data = load_dataset(target.metadata.get("dataset") or "digits")
     height, width, channels = target.input_shape
     images, labels = split_arrays(
