@@ -147,6 +147,20 @@ def layer_sparsity(value: str) -> tuple[str, float]:
         ) from None
 
 
+def estimate_text(estimate: dict | None) -> str:
+    if estimate is None:
+        return (
+            "not applicable (nothing pruned or shared: the paper's sparse format would store "
+            "an index beside every weight)"
+        )
+    return (
+        f"(paper's sparse format, not a file) {estimate['bytes'] / 1024:,.1f} KB "
+        f"({estimate['ratio']:.1f}x), with Huffman coding {estimate['huffman_bytes'] / 1024:,.1f}"
+        f" KB ({estimate['huffman_ratio']:.1f}x) of the source's "
+        f"{estimate['dense_bytes'] / 1024:,.1f} KB in float32"
+    )
+
+
 def compression_table(report: dict) -> str:
     """The report of ``kerascnn compress`` as the terminal shows it."""
     accuracy = report["accuracy"]
@@ -158,13 +172,8 @@ def compression_table(report: dict) -> str:
             f"  {row['artifact']:<34} {row['bytes']:>10,} {row['gzip_bytes']:>10,} "
             f"{row['ratio']:>6.1f}x {row['gzip_ratio']:>6.1f}x {100 * row['accuracy']:>8.2f}%"
         )
-    estimate = report["deep_compression"]
-    lines.append(
-        f"  Deep Compression storage estimate (paper's sparse format, not a file): "
-        f"{estimate['bytes'] / 1024:,.1f} KB ({estimate['ratio']:.1f}x), with Huffman coding "
-        f"{estimate['huffman_bytes'] / 1024:,.1f} KB ({estimate['huffman_ratio']:.1f}x) of "
-        f"{estimate['dense_bytes'] / 1024:,.1f} KB in float32"
-    )
+    estimate = estimate_text(report["deep_compression"])
+    lines.append(f"  Deep Compression storage estimate: {estimate}")
     lines.append(
         f"\n  {'layer':<20} {'kind':<5} {'params':>9} {'nonzero':>9} {'sparsity':>9} "
         f"{'asked':>7} {'unique':>7}"

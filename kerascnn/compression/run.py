@@ -319,11 +319,20 @@ def measure(
             "sparsity": 1 - nonzero / prunable,
         },
         "files": files,
-        "deep_compression": storage.deep_compression_bytes(
-            model, kernels, plan.recipe.cluster_bits
-        ),
+        "deep_compression": deep_compression(plan, model, kernels),
         "layers": layers,
     }
+
+
+def deep_compression(plan: CompressionPlan, model: keras.Model, kernels) -> dict | None:
+    """The Deep Compression storage estimate against the source's 32-bit parameters; None
+    where nothing was pruned or shared (the paper's sparse format then takes more than the
+    dense weights: an index beside every one)."""
+    recipe = plan.recipe
+    if not recipe.prunes and recipe.cluster_bits is None:
+        return None
+    source = sum(int(np.prod(w.shape)) for w in plan.source_model.weights)
+    return storage.deep_compression_bytes(model, kernels, recipe.cluster_bits, source)
 
 
 def qat_comparison(files: list[dict], model: keras.Model) -> dict[str, Any]:

@@ -76,12 +76,17 @@ def layer_storage(kernel: np.ndarray, kind: str, bits: int | None) -> dict[str, 
 
 
 def deep_compression_bytes(
-    model: keras.Model, kernels: dict[str, tuple[np.ndarray, str]], bits: int | None
+    model: keras.Model,
+    kernels: dict[str, tuple[np.ndarray, str]],
+    bits: int | None,
+    dense_parameters: int | None = None,
 ) -> dict[str, float]:
     """The paper's storage of ``model`` whose ``kernels`` (``{name: (values, "conv" | "fc")}``)
-    are stored sparse; every other parameter at 32 bits. Bytes, against 32-bit dense."""
+    are stored sparse; every other parameter at 32 bits. Bytes, against ``dense_parameters``
+    (the source model's, where compression changed the count; ``model``'s by default) at 32
+    bits."""
     total = sum(int(np.prod(w.shape)) for w in model.weights)
-    dense = total * FLOAT_BITS
+    dense = (dense_parameters or total) * FLOAT_BITS
     sparse_params = sum(values.size for values, _ in kernels.values())
     rest = (total - sparse_params) * FLOAT_BITS
     plain = coded = rest

@@ -218,6 +218,9 @@ def test_qat_exports_an_int8_tflite_compared_with_post_training_quantisation(sou
         == (rows["int8 TFLite, source, post-training"]["accuracy"])
     )
     assert "against the source's post-training int8" in result.stdout
+    # Nothing pruned or shared: the paper's sparse format has nothing to estimate.
+    assert report["deep_compression"] is None
+    assert "storage estimate: not applicable" in result.stdout
     # The run's model.keras loads in a fresh process's way (registered layers) and evaluates.
     evaluated = CliRunner().invoke(main, ["evaluate", str(root / "runs" / "qat")])
     assert evaluated.exit_code == 0, evaluated.output

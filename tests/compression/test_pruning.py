@@ -170,6 +170,21 @@ def test_deep_compression_storage_by_hand():
     assert layer["bits"] == 3 * (2 + 5) + 4 * 32
 
 
+def test_the_storage_estimate_is_against_the_source_parameters():
+    """A compression that changes the parameter count (low rank, deleted filters) is measured
+    against the source's 32-bit weights, not its own."""
+    model = keras.Sequential([keras.Input((43,)), keras.layers.Dense(1, use_bias=False)])
+    kernel = np.zeros((43, 1))
+    kernel[[2, 42]] = 1.0
+    model.layers[0].kernel.assign(kernel)
+    kernels = {"dense": (kernel, "fc")}
+    own = storage.deep_compression_bytes(model, kernels, bits=2)
+    stored = 3 * (2 + 5) + 4 * 32  # bits, as by hand above
+    assert own["bytes"] == stored / 8 and own["ratio"] == 43 * 32 / stored
+    source = storage.deep_compression_bytes(model, kernels, bits=2, dense_parameters=1000)
+    assert source["dense_bytes"] == 1000 * 4 and source["ratio"] == 1000 * 32 / stored
+
+
 def test_bad_recipes_are_refused():
     for recipe, epochs in (
         (Recipe(prune=1.0), 5),
