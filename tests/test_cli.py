@@ -428,6 +428,8 @@ ERROR_CASES = {
     "bad image size": (["--image-size", "big"], "--image-size"),
     "unknown model option": (["--model-option", "depth=20"], "valid options"),
     "bad model option value": (["--model-option", "variant=paperish"], "variant must be"),
+    "width on the paper's LeNet-5": (["--model-option", "width=2"], "needs variant=modern"),
+    "bad width": (["--model-option", "variant=modern", "--model-option", "width=0"], "positive"),
     "input too small": (["--image-size", "16"], "at least 32x32; received input_shape=(16, 16, 1)"),
     "missing config": (["--config", "nowhere.yaml"], "not found"),
     "image size beyond memory": (["--image-size", "100000"], "of memory"),

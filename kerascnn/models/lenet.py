@@ -12,7 +12,13 @@ the logits (the paper's MAP criterion is cross-entropy over those penalties). We
 drawn uniformly from +-2.4 / fan-in. It has exactly the paper's 60,000 trainable parameters.
 
 ``variant="modern"`` is the version taught today: ReLU, 2x2 max pooling, a fully connected
-C3 and a Dense softmax classifier (61,706 parameters for 10 classes).
+C3 and a Dense softmax classifier (61,706 parameters for 10 classes). Its ``width`` (a
+positive integer, default 1) multiplies the maps of C1, C3 and C5 and the units of F6 (6k, 16k,
+120k, 84k): the capacity scale of Madry, Makelov, Schmidt, Tsipras, Vladu, "Towards Deep
+Learning Models Resistant to Adversarial Attacks", ICLR 2018, section 4 ("Network capacity
+and adversarial robustness", Figure 4), who scale a small MNIST network's filters and fully
+connected units by 1, 2, 4, 8, 16 and find that adversarial training needs the larger ones.
+The paper's variant keeps width 1: Table I is defined for 6 S2 maps and 16 C3 maps.
 """
 
 from __future__ import annotations
@@ -246,6 +252,7 @@ def LeNet5(
     mean: Sequence[float],
     std: Sequence[float],
     variant: str = "paper",
+    width: int = 1,
     name: str = "lenet5",
 ) -> keras.Model:
     """Build LeNet-5 (LeCun et al. 1998).
@@ -258,18 +265,23 @@ def LeNet5(
         classifier_activation: activation of the output ("softmax"), or None for logits.
         mean, std: raw-pixel statistics of the first layer (``(x - mean) / std``).
         variant: "paper" (as published) or "modern" (ReLU, max pooling, full C3, Dense output).
+        width: with ``variant="modern"``, a positive integer multiplying the maps of C1, C3,
+            C5 and the units of F6 (Madry et al. 2018, section 4's capacity scale); 1 is
+            LeNet-5's own 6, 16, 120, 84.
         name: the model's name.
 
     Returns:
         A ``keras.Model`` taking raw 0-255 pixels.
 
     Raises:
-        InvalidArgumentError: for an unknown variant.
+        InvalidArgumentError: for an unknown variant, or a width that is not a positive
+            integer or is not 1 with the paper's variant.
     """
     if variant not in VARIANTS:
         raise InvalidArgumentError(
             f"LeNet-5 variant must be one of {', '.join(VARIANTS)}; received {variant!r}"
         )
+    _check_width(width, variant)
     paper = variant == "paper"
     inputs, x = layers.image_input(input_shape, mean, std)
 
@@ -288,19 +300,19 @@ def LeNet5(
             return squash(TrainableSubsampling(2, name=layer_name)(x), layer_name)
         return keras.layers.MaxPooling2D(2, name=layer_name)(x)
 
-    x = conv(x, 6, "c1")
+    x = conv(x, 6 * width, "c1")
     x = subsample(x, "s2")
     if paper:
         x = squash(ConnectionTableConv2D(C3_CONNECTIONS, 5, name="c3")(x), "c3")
     else:
-        x = conv(x, 16, "c3")
+        x = conv(x, 16 * width, "c3")
     x = subsample(x, "s4")
-    x = conv(x, 120, "c5")
+    x = conv(x, 120 * width, "c5")
 
     if include_top:
         x = keras.layers.Flatten(name="flatten")(x)
         init = FanInUniform() if paper else "glorot_uniform"
-        x = squash(keras.layers.Dense(84, kernel_initializer=init, name="f6")(x), "f6")
+        x = squash(keras.layers.Dense(84 * width, kernel_initializer=init, name="f6")(x), "f6")
         if paper:
             x = EuclideanRBF(num_classes, name="predictions")(x)
             x = layers.activation_output(x, classifier_activation)
@@ -309,6 +321,17 @@ def LeNet5(
     else:
         x = layers.global_pool(x, pooling)
     return keras.Model(inputs, x, name=name)
+
+
+def _check_width(width: object, variant: str) -> None:
+    """Refuse a width that is not a positive integer, or not 1 with the paper's C3 table."""
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+        raise InvalidArgumentError(f"LeNet-5 width must be a positive integer; received {width!r}")
+    if width != 1 and variant != "modern":
+        raise InvalidArgumentError(
+            f"LeNet-5 width={width} needs variant=modern (the paper's C3 connection table,"
+            " Table I, is defined for 6 and 16 maps)"
+        )
 
 
 register_model(
@@ -324,7 +347,8 @@ register_model(
     # (x - 20) / 200 maps raw pixel 0 to -0.1 and 255 to 1.175.
     mean=(20.0,),
     std=(200.0,),
-    description="7 layers, Table I connections, RBF output; variant='modern' for ReLU/max-pool",
+    description="7 layers, Table I connections, RBF output; variant='modern' for ReLU/max-pool"
+    " (width=k: k times the maps)",
     # Equation (8), the RBF penalty of the correct class, for the paper's network; the modern
     # variant's Dense output is trained with cross-entropy.
     loss=lambda options: (

@@ -5,6 +5,8 @@ connection table) and Appendix A (squashing function and initialisation).
 Every expected number is derived here from the paper's description, not read from the
 package."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -247,6 +249,39 @@ def test_modern_variant_uses_relu_max_pooling_full_c3_and_dense_output(modern, r
     assert not any(isinstance(layer, ScaledTanh | EuclideanRBF) for layer in modern.layers)
     probabilities = modern.predict(random_pixels((3, 32, 32, 1)), verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("width", [1, 3])
+def test_width_scales_c1_c3_c5_and_f6(width):
+    # Madry et al. 2018, section 4: the capacity scale k multiplies every layer's filters and
+    # fully connected units; here C1 6k, C3 16k, C5 120k maps and F6 84k units, each 5x5
+    # convolution seeing all maps below it (the modern variant), a Dense 10-way classifier.
+    k = width
+    expected = (
+        (KERNEL_AREA * 1 + 1) * 6 * k
+        + (KERNEL_AREA * 6 * k + 1) * 16 * k
+        + (KERNEL_AREA * 16 * k + 1) * 120 * k
+        + (120 * k + 1) * 84 * k
+        + (84 * k + 1) * 10
+    )
+    model = kerascnn.create_model("lenet5", num_classes=10, variant="modern", width=width)
+    assert model.count_params() == trainable_count(model) == expected
+    assert model.get_layer("c3").get_weights()[0].shape == (5, 5, 6 * k, 16 * k)
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"width": 2}, "width=2 needs variant=modern"),
+        ({"variant": "modern", "width": 0}, "positive integer; received 0"),
+        ({"variant": "modern", "width": 1.5}, "positive integer; received 1.5"),
+        ({"variant": "modern", "width": "2"}, "positive integer; received '2'"),
+        ({"variant": "modern", "width": True}, "positive integer; received True"),
+    ],
+)
+def test_bad_width_is_rejected(options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        kerascnn.create_model("lenet5", **options)
 
 
 def test_unknown_variant_is_rejected():
