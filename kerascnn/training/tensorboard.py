@@ -100,13 +100,15 @@ class RunTensorBoard(keras.callbacks.TensorBoard):
 
     Keras 3 writes no op graph (its train function is not a ``tf.function`` TensorBoard can
     read), so the Graphs tab said "Malformed GraphDef"; and after each validation pass it
-    writes ``evaluation_<metric>_vs_iterations``, the epoch's validation scalars again."""
+    writes ``evaluation_<metric>_vs_iterations``, the epoch's validation scalars again. A
+    training wrapper (adversarial training, auxiliary heads, distillation) is drawn as the
+    network it trains."""
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
         if self.write_graph and keras.backend.backend() == "tensorflow":
             try:
-                graph = op_graph(self.model)
+                graph = op_graph(inference_model(self.model))
             except Exception as error:  # noqa: BLE001  a picture is no reason to stop training
                 warnings.warn(f"TensorBoard's op graph is not written: {error}", stacklevel=2)
                 return

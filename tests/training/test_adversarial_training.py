@@ -2,9 +2,12 @@
 curves carry clean and robust accuracy, and bad settings are refused before anything is
 written."""
 
+import re
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from kerascnn.adversarial.attacks import Attacker, logits_model
 from kerascnn.cli import train_main
@@ -39,6 +42,11 @@ def test_adversarial_training_raises_robust_accuracy(tmp_path):
     for key in ("accuracy", "robust_accuracy", "val_accuracy", "val_robust_accuracy"):
         assert len(history[key]) == EPOCHS
     assert "robust_accuracy" not in plain.metrics["test"]
+    # TensorBoard's Graphs tab draws the network inside the adversarial wrapper.
+    logs = EventAccumulator(str(tmp_path / "robust" / "logs" / "train"))
+    logs.Reload()
+    nodes = [node.name for node in logs.Graph().node]
+    assert any(re.search(r"(^|/)c1(_\d+)?/", name) for name in nodes), nodes[:20]
 
 
 @pytest.mark.parametrize(
