@@ -48,6 +48,12 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dic
     return metrics
 
 
+def top1_accuracy(model, images: np.ndarray, labels: np.ndarray) -> float:
+    """Top-1 accuracy of a Keras model on in-memory images (batches of 256)."""
+    predictions = np.asarray(model.predict(images, batch_size=256, verbose=0))
+    return float(np.mean(predictions.argmax(-1) == labels))
+
+
 # A result this close to chance (1 / classes), in accuracy, is reported as a warning, as is a
 # held-out accuracy this far below the training accuracy of the last epoch.
 CHANCE_MARGIN = 0.05

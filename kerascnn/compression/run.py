@@ -24,6 +24,7 @@ from kerascnn.compression import lowrank, pruning, qat, sharing, shrink, storage
 from kerascnn.compression.recipe import Compress, Recipe, SettledCheckpoints, plan_phases
 from kerascnn.data import split_arrays
 from kerascnn.errors import InvalidArgumentError
+from kerascnn.evaluation import top1_accuracy
 from kerascnn.export import ExportResult, convert_tflite, export_model
 from kerascnn.export.directory import REPRESENTATIVE_IMAGES
 from kerascnn.export.saved_model import export_saved_model
@@ -278,8 +279,8 @@ def measure(
     the source's float32 TFLite, sparsity and unique values per layer, and the Deep
     Compression storage estimate. With QAT, the source's own post-training int8 TFLite
     (calibrated on ``representative``) is measured too, for the comparison."""
-    before = accuracy(plan.source_model, images, labels)
-    after = accuracy(model, images, labels)
+    before = top1_accuracy(plan.source_model, images, labels)
+    after = top1_accuracy(model, images, labels)
     modes = ("none", "int8") if plan.recipe.qat else ("none",)
     source = source_tflite(plan.source_model, images, labels, modes, representative)
     baseline = source["none"]
@@ -383,11 +384,6 @@ def chosen_sparsity(recipe: Recipe, layer: str) -> float | None:
     if not recipe.prunes or recipe.scope == "global" or recipe.structured:
         return None
     return recipe.prune or 0.0
-
-
-def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
-    predictions = model.predict(images, batch_size=256, verbose=0)
-    return float(np.mean(predictions.argmax(-1) == labels))
 
 
 def accuracy_of_file(path: Path, images: np.ndarray, labels: np.ndarray) -> float:

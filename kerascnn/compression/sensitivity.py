@@ -22,6 +22,7 @@ import numpy as np
 from kerascnn import plotting
 from kerascnn.compression import pruning
 from kerascnn.errors import InvalidArgumentError
+from kerascnn.evaluation import top1_accuracy
 
 DEFAULT_SPARSITIES = (0.5, 0.7, 0.8, 0.9, 0.95, 0.98)
 DEFAULT_TOLERANCE = 0.5  # accuracy points
@@ -112,7 +113,7 @@ def scan(
     when this returns (or raises)."""
     sparsities = check_sparsities(sparsities)
     targets = pruning.prunable_targets(model)
-    baseline = accuracy(model, images, labels)
+    baseline = top1_accuracy(model, images, labels)
     curves = []
     for index, target in enumerate(targets, 1):
         kind = "fc" if isinstance(target.layer, keras.layers.Dense) else "conv"
@@ -122,7 +123,7 @@ def scan(
             for sparsity in sparsities:
                 masks = pruning.magnitude_masks([target], sparsity)
                 pruning.apply_masks([target], masks)
-                curve.accuracy.append(accuracy(model, images, labels))
+                curve.accuracy.append(top1_accuracy(model, images, labels))
                 target.kernel.assign(original)
         finally:
             target.kernel.assign(original)
@@ -131,12 +132,6 @@ def scan(
             shown = " ".join(f"{100 * a:.1f}" for a in curve.accuracy)
             notify(f"  [{index}/{len(targets)}] {target.name}: {shown}")
     return Sensitivity(baseline, sparsities, curves, len(labels))
-
-
-def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
-    """Top-1 accuracy of ``model`` on ``images``."""
-    predictions = model.predict(images, batch_size=256, verbose=0)
-    return float(np.mean(predictions.argmax(-1) == labels))
 
 
 def table(result: Sensitivity, tolerance: float = DEFAULT_TOLERANCE) -> list[str]:
