@@ -41,6 +41,11 @@ class Target:
     def name(self) -> str:
         return self.layer.name
 
+    @property
+    def kind(self) -> str:
+        """ "fc" for a Dense kernel, "conv" for any other (Deep Compression's two index widths)."""
+        return "fc" if isinstance(self.layer, keras.layers.Dense) else "conv"
+
 
 def prunable_targets(model: keras.Model, structured: bool = False) -> list[Target]:
     """The kernels magnitude pruning applies to: those of ``Conv2D``, ``DepthwiseConv2D`` and

@@ -332,7 +332,7 @@ def deep_compression(plan: CompressionPlan, model: keras.Model, kernels) -> dict
     recipe = plan.recipe
     if not recipe.prunes and recipe.cluster_bits is None:
         return None
-    source = sum(int(np.prod(w.shape)) for w in plan.source_model.weights)
+    source = plan.source_model.count_params()
     return storage.deep_compression_bytes(model, kernels, recipe.cluster_bits, source)
 
 
@@ -359,12 +359,11 @@ def layer_rows(model: keras.Model):
     rows, kernels = [], {}
     for target in pruning.prunable_targets(model):
         values = keras.ops.convert_to_numpy(target.kernel)
-        kind = "fc" if isinstance(target.layer, keras.layers.Dense) else "conv"
-        kernels[target.name] = (values, kind)
+        kernels[target.name] = (values, target.kind)
         rows.append(
             {
                 "layer": target.name,
-                "kind": kind,
+                "kind": target.kind,
                 "parameters": int(values.size),
                 "nonzero": int(np.count_nonzero(values)),
                 "sparsity": pruning.sparsity_of(values),

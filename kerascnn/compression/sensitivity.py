@@ -116,9 +116,8 @@ def scan(
     baseline = top1_accuracy(model, images, labels)
     curves = []
     for index, target in enumerate(targets, 1):
-        kind = "fc" if isinstance(target.layer, keras.layers.Dense) else "conv"
         original = keras.ops.convert_to_numpy(target.kernel)
-        curve = LayerCurve(target.name, kind, int(original.size))
+        curve = LayerCurve(target.name, target.kind, int(original.size))
         try:
             for sparsity in sparsities:
                 masks = pruning.magnitude_masks([target], sparsity)
